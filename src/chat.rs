@@ -1,0 +1,85 @@
+//! Edge: `POST /v1/chat/completions`. Parses and routes the request, then runs
+//! the ensemble policy with the fetch runtime, in either output mode.
+
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, Context, Env, Request, Response, ResponseBuilder};
+
+use crate::config::Config;
+use crate::ensemble::{self, Sink};
+use crate::error::N1Error;
+use crate::http;
+use crate::request::parse_chat_request;
+use crate::response::ReplyIds;
+use crate::settings::{self, Keys};
+use crate::upstream::FetchRuntime;
+
+pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Response, N1Error> {
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| N1Error::invalid("The request body could not be read.", None))?;
+    let chat = parse_chat_request(&bytes)?;
+    let config: Rc<Config> = settings::config(&env).await?;
+    let ens = config
+        .ensemble(chat.model.as_deref())
+        .ok_or_else(|| N1Error::ModelNotFound(chat.model.clone().unwrap_or_default()))?
+        .clone();
+    let keys = Keys::resolve(&env, &ens)?;
+    let secrets = keys.values(&ens);
+    let rt = FetchRuntime { keys, secrets };
+    let ids = ReplyIds {
+        id: http::random_id("chatcmpl-"),
+        created: (js_sys::Date::now() / 1000.0) as u64,
+        model: ens.name.clone(),
+    };
+
+    if !chat.stream {
+        let reply = ensemble::complete(&rt, &ens, &chat, &ids).await?;
+        let resp = http::json(200, &reply.body);
+        let h = resp.headers();
+        let _ = h.set("x-n1-ensemble", &ens.name);
+        let _ = h.set("x-n1-panel", &format!("{}/{}", reply.panel_ok, reply.panel_total));
+        let _ = h.set("x-n1-degraded", if reply.degraded { "true" } else { "false" });
+        return Ok(resp);
+    }
+
+    // Headers leave now; the panel and the summary write into the stream.
+    let ens_name = ens.name.clone();
+    let ts = web_sys::TransformStream::new().map_err(|_| N1Error::Internal("could not create a stream".into()))?;
+    let writer = ts
+        .writable()
+        .get_writer()
+        .map_err(|_| N1Error::Internal("could not open the stream".into()))?;
+    ctx.wait_until(async move {
+        let mut sink = WriterSink { writer };
+        ensemble::stream(&rt, &ens, &chat, &ids, &mut sink).await;
+        let _ = JsFuture::from(sink.writer.close()).await;
+    });
+    let resp = ResponseBuilder::new()
+        .with_status(200)
+        .with_header("content-type", "text/event-stream; charset=utf-8")
+        .and_then(|b| b.with_header("cache-control", "no-cache"))
+        .and_then(|b| b.with_header("x-accel-buffering", "no"))
+        .and_then(|b| b.with_header("x-n1-ensemble", &ens_name))
+        .map_err(|_| N1Error::Internal("could not build headers".into()))?
+        .stream(ts.readable());
+    Ok(resp)
+}
+
+struct WriterSink {
+    writer: web_sys::WritableStreamDefaultWriter,
+}
+
+impl Sink for WriterSink {
+    async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        let chunk = js_sys::Uint8Array::from(bytes.as_slice());
+        // Rejects once the client has gone away.
+        JsFuture::from(self.writer.write_with_chunk(chunk.unchecked_ref()))
+            .await
+            .map(|_| ())
+            .map_err(|_| ())
+    }
+}

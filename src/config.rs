@@ -1,0 +1,424 @@
+//! Configuration: the native format (named ensembles, keys by secret name) and
+//! the original N-1 `config.json`, both parsed into one `Config`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Name of the ensemble an original N-1 config becomes.
+pub const LEGACY_ENSEMBLE: &str = "n1";
+
+/// Where a model's API key comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiKey {
+    None,
+    /// The name of a Workers secret (or var) holding the key.
+    Secret(String),
+    /// A key written into the config itself (original N-1 format only).
+    Literal(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// Full chat-completions URL.
+    pub endpoint: String,
+    pub model: String,
+    pub temperature: Option<f64>,
+    pub api_key: ApiKey,
+    pub timeout_ms: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ensemble {
+    pub name: String,
+    pub description: Option<String>,
+    pub panel: Vec<ModelSpec>,
+    /// First entry is the summary model; the rest are fallbacks.
+    pub summary: Vec<ModelSpec>,
+    pub synthesis_prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Sorted by name.
+    pub ensembles: Vec<Ensemble>,
+    pub default_ensemble: String,
+    /// The original format's `api_bearer_token`: a client key for its ensemble.
+    pub legacy_client_key: Option<String>,
+    /// The original format's `stream_status_feedback`.
+    pub stream_status_feedback: bool,
+}
+
+impl Config {
+    pub fn ensemble(&self, name: Option<&str>) -> Option<&Ensemble> {
+        let name = name.unwrap_or(&self.default_ensemble);
+        self.ensembles.iter().find(|e| e.name == name)
+    }
+}
+
+pub fn parse_config(text: &str) -> Result<Config, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| redact(&e.to_string()))?;
+    let Value::Object(obj) = &value else {
+        return Err("the configuration must be a JSON object".into());
+    };
+    let legacy = obj.contains_key("summary_model") || obj.get("models").is_some_and(Value::is_array);
+    let config = if legacy { parse_legacy(value)? } else { parse_native(value)? };
+    validate(&config)?;
+    Ok(config)
+}
+
+/// serde messages quote the offending value; a misplaced key must not end up in
+/// an error response, so quoted strings are dropped.
+fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("string \"") {
+        out.push_str(&rest[..i]);
+        out.push_str("a string");
+        let after = &rest[i + 8..];
+        rest = match after.find('"') {
+            Some(j) => &after[j + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, String> {
+    serde_json::from_value(v).map_err(|e| format!("{what}: {}", redact(&e.to_string())))
+}
+
+// ---- native format ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NativeConfig {
+    #[serde(default)]
+    default_ensemble: Option<String>,
+    #[serde(default)]
+    models: BTreeMap<String, NativeModel>,
+    ensembles: BTreeMap<String, NativeEnsemble>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct NativeModel {
+    endpoint: String,
+    model: String,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    api_key_secret: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_retries: Option<u32>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NativeEnsemble {
+    #[serde(default)]
+    description: Option<String>,
+    /// Each entry: a name from `models`, or an inline model.
+    #[serde(default)]
+    panel: Vec<Value>,
+    /// One entry like the panel's, or a list (the rest are fallbacks).
+    summary: Value,
+    #[serde(default)]
+    synthesis_prompt: Option<String>,
+}
+
+fn parse_native(value: Value) -> Result<Config, String> {
+    let native: NativeConfig = from_value(value, "configuration")?;
+    if native.ensembles.is_empty() {
+        return Err("`ensembles` must name at least one ensemble".into());
+    }
+    // Entries are resolved by hand rather than by an untagged enum, so that a
+    // typo gets serde's precise message and the entry's path.
+    let resolve = |r: Value, at: &str| -> Result<ModelSpec, String> {
+        let m: NativeModel = match r {
+            Value::String(n) => native
+                .models
+                .get(&n)
+                .cloned()
+                .ok_or_else(|| format!("{at} refers to model `{n}`, which `models` does not define"))?,
+            other => from_value(other, at)?,
+        };
+        Ok(ModelSpec {
+            endpoint: normalize_endpoint(&m.endpoint),
+            model: m.model,
+            temperature: m.temperature,
+            api_key: m.api_key_secret.map_or(ApiKey::None, ApiKey::Secret),
+            timeout_ms: m.timeout_ms,
+            max_retries: m.max_retries,
+            headers: m.headers,
+        })
+    };
+    let mut ensembles = Vec::new();
+    for (name, e) in native.ensembles {
+        let panel = e
+            .panel
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| resolve(r, &format!("ensembles.{name}.panel[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let summary_refs = match e.summary {
+            Value::Array(v) => v,
+            one => vec![one],
+        };
+        let summary = summary_refs
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| resolve(r, &format!("ensembles.{name}.summary[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        ensembles.push(Ensemble {
+            name,
+            description: e.description,
+            panel,
+            summary,
+            synthesis_prompt: e.synthesis_prompt,
+        });
+    }
+    let default_ensemble = native.default_ensemble.unwrap_or_else(|| ensembles[0].name.clone());
+    Ok(Config { ensembles, default_ensemble, legacy_client_key: None, stream_status_feedback: false })
+}
+
+// ---- the original N-1 config.json ----
+
+#[derive(Deserialize)]
+struct LegacyConfig {
+    models: Vec<LegacyModel>,
+    summary_model: LegacyModel,
+    #[serde(default)]
+    api_bearer_token: Option<String>,
+    #[serde(default)]
+    stream_status_feedback: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct LegacyModel {
+    endpoint: String,
+    model_name: String,
+    #[serde(default)]
+    bearer_token: Option<String>,
+    /// Our extension, so an original config can still keep keys out of KV.
+    #[serde(default)]
+    api_key_secret: Option<String>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    max_retries: Option<u32>,
+    /// Seconds, as in the original.
+    #[serde(default)]
+    timeout: Option<f64>,
+    #[serde(default)]
+    summary_prompt: Option<String>,
+}
+
+impl LegacyModel {
+    fn into_spec(self) -> (ModelSpec, Option<String>) {
+        let api_key = match (self.api_key_secret, self.bearer_token) {
+            (Some(s), _) => ApiKey::Secret(s),
+            (None, Some(t)) if !t.is_empty() => ApiKey::Literal(t),
+            _ => ApiKey::None,
+        };
+        let spec = ModelSpec {
+            endpoint: normalize_endpoint(&self.endpoint),
+            model: self.model_name,
+            // The original sent 0.7 when a model had no temperature.
+            temperature: Some(self.temperature.unwrap_or(0.7)),
+            api_key,
+            timeout_ms: self.timeout.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as u64),
+            max_retries: self.max_retries,
+            headers: BTreeMap::new(),
+        };
+        (spec, self.summary_prompt)
+    }
+}
+
+fn parse_legacy(value: Value) -> Result<Config, String> {
+    let legacy: LegacyConfig = from_value(value, "original N-1 configuration")?;
+    let panel = legacy.models.into_iter().map(|m| m.into_spec().0).collect();
+    let (summary, prompt) = legacy.summary_model.into_spec();
+    Ok(Config {
+        ensembles: vec![Ensemble {
+            name: LEGACY_ENSEMBLE.into(),
+            description: Some("Ensemble from an original N-1 config.json".into()),
+            panel,
+            summary: vec![summary],
+            synthesis_prompt: prompt,
+        }],
+        default_ensemble: LEGACY_ENSEMBLE.into(),
+        legacy_client_key: legacy.api_bearer_token.filter(|t| !t.is_empty()),
+        stream_status_feedback: legacy.stream_status_feedback.unwrap_or(false),
+    })
+}
+
+/// Accept a base URL (`https://api.openai.com/v1`) as well as the full
+/// chat-completions URL.
+fn normalize_endpoint(endpoint: &str) -> String {
+    let e = endpoint.trim();
+    if e.ends_with("/chat/completions") {
+        e.to_owned()
+    } else {
+        format!("{}/chat/completions", e.trim_end_matches('/'))
+    }
+}
+
+fn validate(config: &Config) -> Result<(), String> {
+    if config.ensemble(None).is_none() {
+        return Err(format!(
+            "`default_ensemble` is `{}`, which `ensembles` does not define",
+            config.default_ensemble
+        ));
+    }
+    for e in &config.ensembles {
+        if e.name.is_empty() {
+            return Err("an ensemble has an empty name".into());
+        }
+        if e.summary.is_empty() {
+            return Err(format!("ensemble `{}` has no summary model", e.name));
+        }
+        for (role, list) in [("panel", &e.panel), ("summary", &e.summary)] {
+            for (i, m) in list.iter().enumerate() {
+                let at = format!("ensembles.{}.{role}[{i}]", e.name);
+                if !valid_url(&m.endpoint) {
+                    return Err(format!("{at}: `endpoint` must be an http(s) URL"));
+                }
+                if m.model.is_empty() {
+                    return Err(format!("{at}: `model` must not be empty"));
+                }
+                if let Some(t) = m.temperature {
+                    if !(0.0..=2.0).contains(&t) {
+                        return Err(format!("{at}: `temperature` must be between 0 and 2"));
+                    }
+                }
+                if let ApiKey::Secret(s) = &m.api_key {
+                    if s.is_empty() {
+                        return Err(format!("{at}: `api_key_secret` must not be empty"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn valid_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !host.is_empty() && !url.chars().any(char::is_whitespace)
+}
+
+/// The `/v1/models` description of an ensemble (an `n1` field OpenAI clients ignore).
+pub fn describe(e: &Ensemble) -> Value {
+    let mut m = Map::new();
+    m.insert("panel".into(), e.panel.iter().map(|p| Value::from(p.model.as_str())).collect());
+    m.insert("panel_size".into(), e.panel.len().into());
+    m.insert("summary".into(), e.summary[0].model.as_str().into());
+    if e.summary.len() > 1 {
+        m.insert("summary_fallbacks".into(), e.summary[1..].iter().map(|p| Value::from(p.model.as_str())).collect());
+    }
+    if let Some(d) = &e.description {
+        m.insert("description".into(), d.as_str().into());
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn native() -> Value {
+        json!({
+            "default_ensemble": "council",
+            "models": {
+                "a": {"endpoint": "https://api.a.test/v1", "model": "model-a", "api_key_secret": "A_KEY", "temperature": 0.5}
+            },
+            "ensembles": {
+                "council": {
+                    "panel": ["a", {"endpoint": "https://b.test/v1/chat/completions", "model": "model-b"}],
+                    "summary": "a",
+                    "synthesis_prompt": "Merge."
+                },
+                "solo": {"panel": ["a"], "summary": ["a", "a"]}
+            }
+        })
+    }
+
+    #[test]
+    fn parses_native_config_with_named_and_inline_models() {
+        let c = parse_config(&native().to_string()).unwrap();
+        assert_eq!(c.default_ensemble, "council");
+        let e = c.ensemble(None).unwrap();
+        assert_eq!(e.panel.len(), 2);
+        assert_eq!(e.panel[0].endpoint, "https://api.a.test/v1/chat/completions");
+        assert_eq!(e.panel[0].api_key, ApiKey::Secret("A_KEY".into()));
+        assert_eq!(e.panel[1].api_key, ApiKey::None);
+        assert_eq!(e.synthesis_prompt.as_deref(), Some("Merge."));
+        assert_eq!(c.ensemble(Some("solo")).unwrap().summary.len(), 2);
+        assert!(c.ensemble(Some("nope")).is_none());
+    }
+
+    #[test]
+    fn default_is_first_ensemble_when_unset() {
+        let mut v = native();
+        v.as_object_mut().unwrap().remove("default_ensemble");
+        let c = parse_config(&v.to_string()).unwrap();
+        assert_eq!(c.default_ensemble, "council");
+    }
+
+    #[test]
+    fn parses_the_original_n1_format() {
+        let text = r#"{
+            "api_bearer_token": "client-token",
+            "models": [
+                {"endpoint": "https://x.test/v1/chat/completions", "bearer_token": "k1", "model_name": "m1", "temperature": 0.7, "max_retries": 3, "timeout": 150},
+                {"endpoint": "https://x.test/v1/chat/completions", "bearer_token": "k2", "model_name": "m2"}
+            ],
+            "summary_model": {"endpoint": "https://x.test/v1/chat/completions", "bearer_token": "k3", "model_name": "s", "temperature": 0.1, "summary_prompt": "Summarize.", "timeout": 150},
+            "stream_status_feedback": true
+        }"#;
+        let c = parse_config(text).unwrap();
+        assert_eq!(c.default_ensemble, LEGACY_ENSEMBLE);
+        let e = c.ensemble(None).unwrap();
+        assert_eq!(e.panel[0].api_key, ApiKey::Literal("k1".into()));
+        assert_eq!(e.panel[0].timeout_ms, Some(150_000));
+        assert_eq!(e.panel[0].max_retries, Some(3));
+        assert_eq!(e.panel[1].temperature, Some(0.7));
+        assert_eq!(e.summary[0].model, "s");
+        assert_eq!(e.synthesis_prompt.as_deref(), Some("Summarize."));
+        assert_eq!(c.legacy_client_key.as_deref(), Some("client-token"));
+        assert!(c.stream_status_feedback);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let err = |v: Value| parse_config(&v.to_string()).unwrap_err();
+        assert!(parse_config("{").unwrap_err().contains("EOF"));
+        assert!(err(json!({"ensembles": {}})).contains("at least one"));
+        assert!(err(json!({"ensembles": {"e": {"panel": ["zz"], "summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("`zz`"));
+        assert!(err(json!({"default_ensemble": "x", "ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("`x`"));
+        assert!(err(json!({"ensembles": {"e": {"summary": {"endpoint": "ftp://a", "model": "m"}}}})).contains("endpoint"));
+        assert!(err(json!({"ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m", "temprature": 1}}}})).contains("summary"));
+    }
+
+    #[test]
+    fn errors_never_quote_string_values() {
+        // A key pasted into a numeric field must not be echoed back.
+        let text = r#"{"models": [], "summary_model": {"endpoint": "https://a.test", "model_name": "s", "temperature": "sk-SECRET"}}"#;
+        let e = parse_config(text).unwrap_err();
+        assert!(!e.contains("sk-SECRET"), "{e}");
+        assert!(e.contains("a string"), "{e}");
+    }
+}

@@ -1,0 +1,201 @@
+//! Every error the worker returns, and the one place that maps them to the
+//! OpenAI error object `{"error": {"message", "type", "param", "code"}}`.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Why one upstream call did not produce an answer. Carried in 502 errors and in
+/// the `n1` metadata, so it must never hold a secret: `reason` is a short,
+/// redacted summary, not the upstream body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    pub model: String,
+    /// HTTP status from the upstream, if it answered at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `error` or `timeout`.
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn describe(&self) -> String {
+        match self.status {
+            Some(s) => format!("{} (HTTP {}): {}", self.model, s, self.reason),
+            None => format!("{} ({}): {}", self.model, self.kind, self.reason),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum N1Error {
+    /// 400: the request body is not a valid chat completion request.
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+        code: Option<&'static str>,
+    },
+    /// 404: the `model` field names no ensemble.
+    ModelNotFound(String),
+    /// 404: no such route.
+    NotFound(String),
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed { method: String, allowed: &'static str },
+    /// 500: there is no configuration at all.
+    ConfigMissing,
+    /// 500: the configuration does not parse or is inconsistent.
+    Config(String),
+    /// 502: too few panel members answered.
+    PanelFailed { failures: Vec<Failure>, answered: usize, needed: usize },
+    /// 502: the summary model failed.
+    SummaryFailed(Vec<Failure>),
+    /// 500: a bug or a runtime fault; the message is ours, never upstream text.
+    Internal(String),
+}
+
+impl N1Error {
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        N1Error::InvalidRequest {
+            message: message.into(),
+            param: param.map(str::to_owned),
+            code: None,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            N1Error::InvalidRequest { .. } => 400,
+            N1Error::ModelNotFound(_) | N1Error::NotFound(_) => 404,
+            N1Error::MethodNotAllowed { .. } => 405,
+            N1Error::ConfigMissing | N1Error::Config(_) | N1Error::Internal(_) => 500,
+            N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) => 502,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            N1Error::InvalidRequest { .. }
+            | N1Error::ModelNotFound(_)
+            | N1Error::NotFound(_)
+            | N1Error::MethodNotAllowed { .. } => "invalid_request_error",
+            N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) => "upstream_error",
+            N1Error::ConfigMissing | N1Error::Config(_) | N1Error::Internal(_) => "server_error",
+        }
+    }
+
+    fn code(&self) -> Option<&'static str> {
+        match self {
+            N1Error::InvalidRequest { code, .. } => *code,
+            N1Error::ModelNotFound(_) => Some("model_not_found"),
+            N1Error::NotFound(_) => Some("not_found"),
+            N1Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
+            N1Error::ConfigMissing => Some("config_missing"),
+            N1Error::Config(_) => Some("config_invalid"),
+            N1Error::PanelFailed { .. } => Some("panel_failed"),
+            N1Error::SummaryFailed(_) => Some("summary_failed"),
+            N1Error::Internal(_) => Some("internal_error"),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            N1Error::InvalidRequest { param, .. } => param.as_deref(),
+            N1Error::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            N1Error::InvalidRequest { message, .. } => message.clone(),
+            N1Error::ModelNotFound(m) => format!(
+                "The model `{m}` does not exist: it names no ensemble. GET /v1/models lists the ensembles."
+            ),
+            N1Error::NotFound(p) => format!("Unknown path `{p}`. This endpoint serves POST /v1/chat/completions and GET /v1/models."),
+            N1Error::MethodNotAllowed { method, allowed } => {
+                format!("Method {method} is not allowed here; use {allowed}.")
+            }
+            N1Error::ConfigMissing => "N-1 is not configured: put the configuration JSON in the KV namespace bound as CONFIG (key `config`) or in the N1_CONFIG variable/secret. See the README, section Configuration.".into(),
+            N1Error::Config(m) => format!("Invalid N-1 configuration: {m}"),
+            N1Error::PanelFailed { failures, answered, needed } => format!(
+                "Too few panel models answered ({answered}, {needed} needed). {}",
+                join_failures(failures)
+            ),
+            N1Error::SummaryFailed(f) => {
+                format!("The summary model failed. {}", join_failures(f))
+            }
+            N1Error::Internal(m) => format!("Internal error: {m}"),
+        }
+    }
+
+    /// The OpenAI error object. Upstream failures are also listed in a
+    /// machine-readable `failures` field that OpenAI clients ignore.
+    pub fn body(&self) -> Value {
+        let mut err = json!({
+            "message": self.message(),
+            "type": self.kind(),
+            "param": self.param(),
+            "code": self.code(),
+        });
+        match self {
+            N1Error::PanelFailed { failures, .. } | N1Error::SummaryFailed(failures) => {
+                err["failures"] = json!(failures);
+            }
+            _ => {}
+        }
+        json!({ "error": err })
+    }
+}
+
+fn join_failures(failures: &[Failure]) -> String {
+    let parts: Vec<String> = failures.iter().map(Failure::describe).collect();
+    parts.join("; ")
+}
+
+impl std::fmt::Display for N1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_request_has_openai_shape() {
+        let e = N1Error::invalid("`messages` is required", Some("messages"));
+        assert_eq!(e.status(), 400);
+        let b = e.body();
+        assert_eq!(b["error"]["type"], "invalid_request_error");
+        assert_eq!(b["error"]["param"], "messages");
+        assert!(b["error"]["code"].is_null());
+        assert_eq!(b["error"]["message"], "`messages` is required");
+    }
+
+    #[test]
+    fn model_not_found_is_404_with_code() {
+        let e = N1Error::ModelNotFound("gpt-x".into());
+        assert_eq!(e.status(), 404);
+        assert_eq!(e.body()["error"]["code"], "model_not_found");
+        assert_eq!(e.body()["error"]["param"], "model");
+    }
+
+    #[test]
+    fn panel_failure_lists_each_model() {
+        let e = N1Error::PanelFailed {
+            answered: 0,
+            needed: 1,
+            failures: vec![
+                Failure { model: "a".into(), status: Some(500), kind: "error", reason: "boom".into() },
+                Failure { model: "b".into(), status: None, kind: "timeout", reason: "no answer in 10 s".into() },
+            ],
+        };
+        assert_eq!(e.status(), 502);
+        let b = e.body();
+        let msg = b["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("a (HTTP 500): boom"), "{msg}");
+        assert!(msg.contains("b (timeout): no answer in 10 s"), "{msg}");
+        assert_eq!(b["error"]["failures"].as_array().unwrap().len(), 2);
+    }
+}

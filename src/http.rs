@@ -1,0 +1,39 @@
+//! Edge: turning our results into `worker::Response`s, and random ids.
+
+use worker::{Response, ResponseBuilder};
+
+use crate::error::N1Error;
+
+/// A JSON response. Building one cannot fail for a valid status and ASCII headers.
+pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_header("content-type", "application/json")
+        .expect("static header")
+        .fixed(body.to_string().into_bytes())
+}
+
+/// The one place an `N1Error` becomes an HTTP response.
+pub fn error(e: &N1Error) -> Response {
+    let resp = json(e.status(), &e.body());
+    if let N1Error::MethodNotAllowed { allowed, .. } = e {
+        let _ = resp.headers().set("allow", allowed);
+    }
+    resp
+}
+
+const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `prefix` + 24 random base-62 characters.
+pub fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 24];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Never expected in workerd; ids stay unique enough from the clock.
+        let t = js_sys::Date::now() as u64;
+        bytes.iter_mut().enumerate().for_each(|(i, b)| *b = (t >> (i % 8 * 8)) as u8 ^ i as u8);
+    }
+    let mut s = String::with_capacity(prefix.len() + 24);
+    s.push_str(prefix);
+    s.extend(bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char));
+    s
+}

@@ -1,0 +1,484 @@
+//! The inbound OpenAI chat completion request: validation, and the bodies we
+//! send upstream. The client's JSON object is kept whole, so fields we do not
+//! know (new OpenAI parameters, provider extensions) reach the models intact.
+
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::N1Error;
+
+/// Roles OpenAI accepts in `messages`.
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+/// A validated request. `body` is the client's object as sent.
+#[derive(Debug)]
+pub struct ChatRequest {
+    pub body: Map<String, Value>,
+    pub model: Option<String>,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+impl ChatRequest {
+    pub fn messages(&self) -> &[Value] {
+        // Validation guarantees an array.
+        self.body["messages"].as_array().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn temperature(&self) -> Option<&Value> {
+        self.body.get("temperature").filter(|v| !v.is_null())
+    }
+}
+
+pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, N1Error> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| N1Error::InvalidRequest {
+        message: format!("The request body is not valid JSON: {e}"),
+        param: None,
+        code: Some("invalid_json"),
+    })?;
+    let Value::Object(body) = value else {
+        return Err(N1Error::invalid("The request body must be a JSON object.", None));
+    };
+    validate_fields(&body)?;
+    validate_messages(body.get("messages"))?;
+
+    let model = match body.get("model") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(ChatRequest { body, model, stream, include_usage })
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Bool,
+    Int { min: i64 },
+    Num { min: f64, max: f64 },
+    Obj,
+    Arr,
+    StrOrArr,
+    StrOrObj,
+}
+
+/// Known top-level fields and the JSON type each must have (null is always allowed:
+/// OpenAI treats it as "not set").
+const FIELDS: &[(&str, Kind)] = &[
+    ("model", Kind::Str),
+    ("stream", Kind::Bool),
+    ("stream_options", Kind::Obj),
+    ("n", Kind::Int { min: 1 }),
+    ("temperature", Kind::Num { min: 0.0, max: 2.0 }),
+    ("top_p", Kind::Num { min: 0.0, max: 1.0 }),
+    ("max_tokens", Kind::Int { min: 1 }),
+    ("max_completion_tokens", Kind::Int { min: 1 }),
+    ("stop", Kind::StrOrArr),
+    ("seed", Kind::Int { min: i64::MIN }),
+    ("presence_penalty", Kind::Num { min: -2.0, max: 2.0 }),
+    ("frequency_penalty", Kind::Num { min: -2.0, max: 2.0 }),
+    ("response_format", Kind::Obj),
+    ("user", Kind::Str),
+    ("logit_bias", Kind::Obj),
+    ("logprobs", Kind::Bool),
+    ("top_logprobs", Kind::Int { min: 0 }),
+    ("tools", Kind::Arr),
+    ("tool_choice", Kind::StrOrObj),
+    ("parallel_tool_calls", Kind::Bool),
+    ("metadata", Kind::Obj),
+    ("store", Kind::Bool),
+    ("reasoning_effort", Kind::Str),
+];
+
+fn type_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Str => "a string",
+        Kind::Bool => "a boolean",
+        Kind::Int { .. } => "an integer",
+        Kind::Num { .. } => "a number",
+        Kind::Obj => "an object",
+        Kind::Arr => "an array",
+        Kind::StrOrArr => "a string or an array of strings",
+        Kind::StrOrObj => "a string or an object",
+    }
+}
+
+fn validate_fields(body: &Map<String, Value>) -> Result<(), N1Error> {
+    for &(name, kind) in FIELDS {
+        let Some(v) = body.get(name) else { continue };
+        if v.is_null() {
+            continue;
+        }
+        let ok = match kind {
+            Kind::Str => v.is_string(),
+            Kind::Bool => v.is_boolean(),
+            Kind::Int { min } => match v.as_i64() {
+                Some(i) if i < min => {
+                    return Err(N1Error::invalid(
+                        format!("`{name}` must be at least {min}, got {i}."),
+                        Some(name),
+                    ))
+                }
+                Some(_) => true,
+                None => false,
+            },
+            Kind::Num { min, max } => match v.as_f64() {
+                Some(x) if x < min || x > max => {
+                    return Err(N1Error::invalid(
+                        format!("`{name}` must be between {min} and {max}, got {x}."),
+                        Some(name),
+                    ))
+                }
+                Some(_) => true,
+                None => false,
+            },
+            Kind::Obj => v.is_object(),
+            Kind::Arr => v.is_array(),
+            Kind::StrOrArr => {
+                v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            }
+            Kind::StrOrObj => v.is_string() || v.is_object(),
+        };
+        if !ok {
+            return Err(N1Error::invalid(
+                format!("`{name}` must be {}.", type_name(kind)),
+                Some(name),
+            ));
+        }
+    }
+    if let Some(n) = body.get("n").and_then(Value::as_i64) {
+        if n > 1 {
+            return Err(N1Error::InvalidRequest {
+                message: "`n` > 1 is not supported: an ensemble produces one synthesized answer.".into(),
+                param: Some("n".into()),
+                code: Some("unsupported_value"),
+            });
+        }
+    }
+    if let Some(Value::Object(o)) = body.get("stream_options") {
+        if o.get("include_usage").is_some_and(|v| !v.is_boolean() && !v.is_null()) {
+            return Err(N1Error::invalid(
+                "`stream_options.include_usage` must be a boolean.",
+                Some("stream_options.include_usage"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_messages(messages: Option<&Value>) -> Result<(), N1Error> {
+    let messages = match messages {
+        None | Some(Value::Null) => {
+            return Err(N1Error::invalid("`messages` is required.", Some("messages")))
+        }
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(N1Error::invalid("`messages` must be an array.", Some("messages")))
+        }
+    };
+    if messages.is_empty() {
+        return Err(N1Error::invalid(
+            "`messages` must contain at least one message.",
+            Some("messages"),
+        ));
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let p = |f: &str| format!("messages[{i}]{f}");
+        let Value::Object(m) = m else {
+            return Err(N1Error::invalid(format!("{} must be an object.", p("")), Some(&p(""))));
+        };
+        let role = match m.get("role") {
+            Some(Value::String(r)) if ROLES.contains(&r.as_str()) => r.as_str(),
+            Some(Value::String(r)) => {
+                return Err(N1Error::invalid(
+                    format!("{} `{r}` is not a valid role; expected one of {}.", p(".role"), ROLES.join(", ")),
+                    Some(&p(".role")),
+                ))
+            }
+            _ => {
+                return Err(N1Error::invalid(
+                    format!("{} is required and must be a string.", p(".role")),
+                    Some(&p(".role")),
+                ))
+            }
+        };
+        match m.get("content") {
+            Some(Value::String(_)) => {}
+            Some(Value::Array(parts)) => {
+                for (j, part) in parts.iter().enumerate() {
+                    if !part.get("type").is_some_and(Value::is_string) {
+                        let q = p(&format!(".content[{j}]"));
+                        return Err(N1Error::invalid(
+                            format!("{q} must be an object with a string `type`."),
+                            Some(&q),
+                        ));
+                    }
+                }
+            }
+            // An assistant turn that only called tools carries no content.
+            None | Some(Value::Null) if role == "assistant" => {}
+            None | Some(Value::Null) => {
+                return Err(N1Error::invalid(
+                    format!("{} is required for role `{role}`.", p(".content")),
+                    Some(&p(".content")),
+                ))
+            }
+            Some(_) => {
+                return Err(N1Error::invalid(
+                    format!("{} must be a string or an array of content parts.", p(".content")),
+                    Some(&p(".content")),
+                ))
+            }
+        }
+        if m.get("name").is_some_and(|n| !n.is_string() && !n.is_null()) {
+            return Err(N1Error::invalid(format!("{} must be a string.", p(".name")), Some(&p(".name"))));
+        }
+    }
+    Ok(())
+}
+
+/// Text of a message's content: the string, or the text parts of an array joined.
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Who an outbound body is for: the panel answers in text, so tool definitions
+/// only go to the summary model.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Purpose {
+    Panel,
+    Summary,
+}
+
+/// The messages of an outbound body: the client's, or ours in front of theirs.
+pub enum Messages<'a> {
+    Client(&'a [Value]),
+    WithSystem { system: &'a str, rest: &'a [Value] },
+}
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Messages::Client(m) => m.serialize(s),
+            Messages::WithSystem { system, rest } => {
+                let mut seq = s.serialize_seq(Some(rest.len() + 1))?;
+                seq.serialize_element(&SystemMessage { role: "system", content: system })?;
+                for m in *rest {
+                    seq.serialize_element(m)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct SystemMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+/// An upstream chat completion body that borrows everything from the client's
+/// request: the client's fields pass through, except the ones we own.
+pub struct UpstreamBody<'a> {
+    pub client: &'a Map<String, Value>,
+    pub model: &'a str,
+    pub messages: Messages<'a>,
+    pub stream: bool,
+    pub purpose: Purpose,
+    /// The model's configured temperature, used when the client sent none.
+    pub default_temperature: Option<f64>,
+}
+
+/// Fields we set ourselves, or that must not reach upstream.
+const OWNED: &[&str] = &["model", "messages", "stream", "stream_options", "n", "n1"];
+const SUMMARY_ONLY: &[&str] = &["tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"];
+
+impl Serialize for UpstreamBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("messages", &self.messages)?;
+        map.serialize_entry("stream", &self.stream)?;
+        if self.stream {
+            // Always ask for usage: the reply's usage is the sum over every call.
+            map.serialize_entry("stream_options", &IncludeUsage { include_usage: true })?;
+        }
+        let client_temp = self.client.get("temperature").is_some_and(|v| !v.is_null());
+        if !client_temp {
+            if let Some(t) = self.default_temperature {
+                map.serialize_entry("temperature", &t)?;
+            }
+        }
+        for (k, v) in self.client {
+            if OWNED.contains(&k.as_str())
+                || (self.purpose == Purpose::Panel && SUMMARY_ONLY.contains(&k.as_str()))
+                || (k == "temperature" && !client_temp)
+            {
+                continue;
+            }
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct IncludeUsage {
+    include_usage: bool,
+}
+
+impl UpstreamBody<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("serializing JSON values cannot fail")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<ChatRequest, N1Error> {
+        parse_chat_request(v.to_string().as_bytes())
+    }
+
+    fn param_of(v: Value) -> String {
+        match parse(v).unwrap_err() {
+            N1Error::InvalidRequest { param, .. } => param.unwrap_or_default(),
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_minimal_request() {
+        let r = parse(json!({"messages": [{"role": "user", "content": "hi"}]})).unwrap();
+        assert!(r.model.is_none());
+        assert!(!r.stream);
+        assert_eq!(r.messages().len(), 1);
+    }
+
+    #[test]
+    fn rejects_invalid_json_and_non_objects() {
+        let e = parse_chat_request(b"{nope").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.message().contains("not valid JSON"));
+        assert!(parse_chat_request(b"[1]").is_err());
+    }
+
+    #[test]
+    fn rejects_bad_messages() {
+        assert_eq!(param_of(json!({})), "messages");
+        assert_eq!(param_of(json!({"messages": []})), "messages");
+        assert_eq!(param_of(json!({"messages": "hi"})), "messages");
+        assert_eq!(param_of(json!({"messages": [1]})), "messages[0]");
+        assert_eq!(param_of(json!({"messages": [{"content": "x"}]})), "messages[0].role");
+        assert_eq!(param_of(json!({"messages": [{"role": "wizard", "content": "x"}]})), "messages[0].role");
+        assert_eq!(param_of(json!({"messages": [{"role": "user", "content": 5}]})), "messages[0].content");
+        assert_eq!(param_of(json!({"messages": [{"role": "user"}]})), "messages[0].content");
+        assert_eq!(
+            param_of(json!({"messages": [{"role": "user", "content": [{"text": "x"}]}]})),
+            "messages[0].content[0]"
+        );
+        // An assistant tool-call turn has no content.
+        parse(json!({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null, "tool_calls": []}]})).unwrap();
+    }
+
+    #[test]
+    fn rejects_wrong_types_of_known_fields() {
+        let m = json!([{"role": "user", "content": "x"}]);
+        for (field, bad) in [
+            ("temperature", json!("hot")),
+            ("temperature", json!(3)),
+            ("max_tokens", json!(1.5)),
+            ("max_tokens", json!(0)),
+            ("stream", json!("yes")),
+            ("stop", json!([1])),
+            ("top_p", json!(2)),
+            ("model", json!(7)),
+            ("tools", json!({})),
+            ("seed", json!("1")),
+        ] {
+            let mut body = json!({"messages": m});
+            body[field] = bad;
+            assert_eq!(param_of(body), field);
+        }
+    }
+
+    #[test]
+    fn n_above_one_is_refused() {
+        let e = parse(json!({"n": 2, "messages": [{"role": "user", "content": "x"}]})).unwrap_err();
+        assert_eq!(e.body()["error"]["code"], "unsupported_value");
+        parse(json!({"n": 1, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+    }
+
+    #[test]
+    fn nulls_mean_unset() {
+        parse(json!({"temperature": null, "stop": null, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+    }
+
+    #[test]
+    fn upstream_body_keeps_client_fields_and_owns_ours() {
+        let r = parse(json!({
+            "model": "council", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "x"}],
+            "max_tokens": 7, "seed": 3, "top_p": 0.5, "x_vendor": {"a": 1},
+            "tools": [{"type": "function"}], "tool_choice": "auto"
+        }))
+        .unwrap();
+        let body = |purpose, stream| -> Value {
+            let b = UpstreamBody {
+                client: &r.body,
+                model: "gpt-x",
+                messages: Messages::Client(r.messages()),
+                stream,
+                purpose,
+                default_temperature: Some(0.3),
+            };
+            serde_json::from_str(&b.to_json()).unwrap()
+        };
+        let panel = body(Purpose::Panel, false);
+        assert_eq!(panel["model"], "gpt-x");
+        assert_eq!(panel["stream"], false);
+        assert!(panel.get("stream_options").is_none());
+        assert_eq!(panel["max_tokens"], 7);
+        assert_eq!(panel["seed"], 3);
+        assert_eq!(panel["x_vendor"]["a"], 1);
+        assert_eq!(panel["temperature"], 0.3);
+        assert!(panel.get("tools").is_none());
+        let summary = body(Purpose::Summary, true);
+        assert_eq!(summary["stream_options"]["include_usage"], true);
+        assert_eq!(summary["tool_choice"], "auto");
+    }
+
+    #[test]
+    fn client_temperature_wins_over_configured() {
+        let r = parse(json!({"temperature": 1.1, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+        let b = UpstreamBody {
+            client: &r.body,
+            model: "m",
+            messages: Messages::WithSystem { system: "S", rest: r.messages() },
+            stream: false,
+            purpose: Purpose::Summary,
+            default_temperature: Some(0.2),
+        };
+        let v: Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(v["temperature"], 1.1);
+        assert_eq!(v["messages"][0], json!({"role": "system", "content": "S"}));
+        assert_eq!(v["messages"][1]["content"], "x");
+        assert_eq!(v.as_object().unwrap().keys().filter(|k| *k == "temperature").count(), 1);
+    }
+}

@@ -1,0 +1,113 @@
+//! Edge: the configuration (KV `CONFIG`/`config`, else the `N1_CONFIG` var or
+//! secret), parsed once and cached per isolate, and the API keys it names.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use worker::Env;
+
+use crate::config::{parse_config, ApiKey, Config, Ensemble};
+use crate::error::N1Error;
+
+/// How long an isolate trusts its copy before looking at KV/vars again.
+const TTL_MS: f64 = 5_000.0;
+
+struct Cached {
+    raw: String,
+    parsed: Rc<Config>,
+    at: f64,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
+    let now = js_sys::Date::now();
+    let fresh = CACHE.with(|c| c.borrow().as_ref().filter(|c| now - c.at < TTL_MS).map(|c| c.parsed.clone()));
+    if let Some(cfg) = fresh {
+        return Ok(cfg);
+    }
+    let raw = read_raw(env).await?.ok_or(N1Error::ConfigMissing)?;
+    // Same text as before: keep the parsed copy.
+    let same = CACHE.with(|c| c.borrow().as_ref().filter(|c| c.raw == raw).map(|c| c.parsed.clone()));
+    let parsed = match same {
+        Some(p) => p,
+        None => Rc::new(parse_config(&raw).map_err(N1Error::Config)?),
+    };
+    CACHE.with(|c| *c.borrow_mut() = Some(Cached { raw, parsed: parsed.clone(), at: now }));
+    Ok(parsed)
+}
+
+async fn read_raw(env: &Env) -> Result<Option<String>, N1Error> {
+    if let Ok(kv) = env.kv("CONFIG") {
+        let v = kv
+            .get("config")
+            .text()
+            .await
+            .map_err(|_| N1Error::Internal("reading the CONFIG KV namespace failed".into()))?;
+        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+            return Ok(Some(v));
+        }
+    }
+    Ok(string_binding(env, "N1_CONFIG").or_else(|| {
+        // A `[vars]` table in wrangler.toml arrives as an object.
+        env.object_var::<serde_json::Value>("N1_CONFIG").ok().filter(|v| v.is_object()).map(|v| v.to_string())
+    }))
+}
+
+/// A secret or a plain-text var.
+pub fn string_binding(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// The API keys an ensemble's models need, by secret name (or literal), read
+/// before any upstream call so a missing secret is a clear 500, not N failures.
+pub struct Keys {
+    by_name: HashMap<String, String>,
+}
+
+impl Keys {
+    pub fn resolve(env: &Env, ens: &Ensemble) -> Result<Keys, N1Error> {
+        let mut by_name = HashMap::new();
+        for m in ens.panel.iter().chain(&ens.summary) {
+            if let ApiKey::Secret(name) = &m.api_key {
+                if by_name.contains_key(name) {
+                    continue;
+                }
+                let value = string_binding(env, name).ok_or_else(|| {
+                    N1Error::Config(format!(
+                        "model `{}` needs the secret `{name}`, which is not set (wrangler secret put {name}, or .dev.vars locally)",
+                        m.model
+                    ))
+                })?;
+                by_name.insert(name.clone(), value);
+            }
+        }
+        Ok(Keys { by_name })
+    }
+
+    pub fn get<'a>(&'a self, key: &'a ApiKey) -> Option<&'a str> {
+        match key {
+            ApiKey::None => None,
+            ApiKey::Secret(name) => self.by_name.get(name).map(String::as_str),
+            ApiKey::Literal(v) => Some(v),
+        }
+    }
+
+    /// Every key value, to scrub from upstream text.
+    pub fn values(&self, ens: &Ensemble) -> Vec<String> {
+        let mut v: Vec<String> = self.by_name.values().cloned().collect();
+        for m in ens.panel.iter().chain(&ens.summary) {
+            if let ApiKey::Literal(k) = &m.api_key {
+                v.push(k.clone());
+            }
+        }
+        v
+    }
+}

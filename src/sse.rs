@@ -1,0 +1,205 @@
+//! Server-sent events: an incremental parser for upstream streams and the
+//! encoder for ours. The parser follows the WHATWG rules that matter for LLM
+//! streams: lines end in `\n`, `\r\n` or `\r` (a CR at the end of one read may
+//! pair with an LF at the start of the next), comments start with `:`, several
+//! `data:` lines join with `\n`, and an event is dispatched on a blank line.
+//! Bytes are buffered until a line is complete, so multi-byte UTF-8 split
+//! across reads is decoded whole. Each byte is scanned once.
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Event {
+    /// The `event:` field, if any (OpenAI sends none; Anthropic does).
+    pub event: Option<String>,
+    pub data: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Parser {
+    line: Vec<u8>,
+    /// The previous read ended in CR: an LF first in the next read ends nothing.
+    after_cr: bool,
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+}
+
+/// Longest line we buffer; a peer sending more without a line break is broken.
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, PartialEq)]
+pub enum SseError {
+    LineTooLong,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed one read; complete events are pushed to `out`.
+    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
+        if self.after_cr {
+            self.after_cr = false;
+            if bytes.first() == Some(&b'\n') {
+                bytes = &bytes[1..];
+            }
+        }
+        while let Some(i) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            let (head, rest) = bytes.split_at(i);
+            self.line.extend_from_slice(head);
+            let mut consumed = 1;
+            if rest[0] == b'\r' {
+                match rest.get(1) {
+                    Some(b'\n') => consumed = 2,
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+            bytes = &rest[consumed..];
+            let line = std::mem::take(&mut self.line);
+            self.line_done(&line, out);
+            self.line = line;
+            self.line.clear();
+        }
+        if self.line.len() + bytes.len() > MAX_LINE {
+            return Err(SseError::LineTooLong);
+        }
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The stream ended: an unterminated last event is dispatched, as browsers do
+    /// not, but a truncated final line is better seen than lost.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.line_done(&line, out);
+        }
+        self.dispatch(out);
+    }
+
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<Event>) {
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if line[0] == b':' {
+            return; // comment
+        }
+        let line = String::from_utf8_lossy(line);
+        let (field, value) = match line.find(':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+            }
+            None => (&line[..], ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => self.event = Some(value.to_owned()),
+            _ => {} // id, retry and unknown fields do not matter here
+        }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<Event>) {
+        if self.has_data {
+            out.push(Event { event: self.event.take(), data: std::mem::take(&mut self.data) });
+        }
+        self.event = None;
+        self.has_data = false;
+    }
+}
+
+/// `data: <payload>\n\n`. The payload is single-line JSON, so no splitting is needed.
+pub fn encode_data(out: &mut Vec<u8>, payload: &str) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(payload.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut p = Parser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.push(c, &mut out).unwrap();
+        }
+        p.finish(&mut out);
+        out
+    }
+
+    fn datas(events: &[Event]) -> Vec<&str> {
+        events.iter().map(|e| e.data.as_str()).collect()
+    }
+
+    #[test]
+    fn several_events_in_one_read() {
+        let e = parse_all(&[b"data: a\n\ndata: b\n\ndata: [DONE]\n\n"]);
+        assert_eq!(datas(&e), ["a", "b", "[DONE]"]);
+    }
+
+    #[test]
+    fn crlf_and_cr_framing() {
+        assert_eq!(datas(&parse_all(&[b"data: a\r\n\r\ndata: b\r\n\r\n"])), ["a", "b"]);
+        assert_eq!(datas(&parse_all(&[b"data: a\r\rdata: b\r\r"])), ["a", "b"]);
+        // CR at the end of a read, LF at the start of the next: one line break.
+        assert_eq!(datas(&parse_all(&[b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"])), ["a", "b"]);
+    }
+
+    #[test]
+    fn events_split_at_every_byte() {
+        let src = "data: {\"x\":\"héllo 世界 🎉\"}\r\n\r\n: ping\r\n\r\ndata: two\n\n".as_bytes();
+        for cut in 0..src.len() {
+            let e = parse_all(&[&src[..cut], &src[cut..]]);
+            assert_eq!(datas(&e), ["{\"x\":\"héllo 世界 🎉\"}", "two"], "cut at {cut}");
+        }
+        let singles: Vec<&[u8]> = src.chunks(1).collect();
+        assert_eq!(datas(&parse_all(&singles)), ["{\"x\":\"héllo 世界 🎉\"}", "two"]);
+    }
+
+    #[test]
+    fn comments_fields_and_multiline_data() {
+        let e = parse_all(&[b": hi\nevent: delta\nid: 4\nretry: 10\ndata: a\ndata:b\n\n"]);
+        assert_eq!(e, vec![Event { event: Some("delta".into()), data: "a\nb".into() }]);
+        // A blank line with no data dispatches nothing.
+        assert!(parse_all(&[b"\n\n: x\n\n"]).is_empty());
+    }
+
+    #[test]
+    fn unterminated_last_event_is_kept() {
+        assert_eq!(datas(&parse_all(&[b"data: a\n\ndata: tail"])), ["a", "tail"]);
+    }
+
+    #[test]
+    fn overlong_line_is_an_error() {
+        let mut p = Parser::new();
+        let big = vec![b'a'; MAX_LINE + 1];
+        assert_eq!(p.push(&big, &mut Vec::new()), Err(SseError::LineTooLong));
+    }
+
+    #[test]
+    fn invalid_utf8_does_not_panic() {
+        let e = parse_all(&[b"data: \xff\xfe\n\n"]);
+        assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn encoder_round_trips() {
+        let mut out = Vec::new();
+        encode_data(&mut out, "{\"a\":1}");
+        out.extend_from_slice(DONE);
+        assert_eq!(datas(&parse_all(&[&out])), ["{\"a\":1}", "[DONE]"]);
+    }
+}

@@ -1,0 +1,88 @@
+// Starts the built worker (build/index.js) in workerd through Miniflare, serving
+// real HTTP on 127.0.0.1. Config and secrets are injected as bindings.
+import { Miniflare, Log, LogLevel } from "miniflare";
+
+export const COMPAT_DATE = "2026-04-20";
+
+/** Lines the worker logged (console.log), for secret-leak checks. */
+export class CapturingLog extends Log {
+  constructor() {
+    super(LogLevel.INFO);
+    this.lines = [];
+  }
+  log(message) {
+    this.lines.push(String(message));
+  }
+}
+
+/**
+ * @param {object} opts
+ * @param {object|string} [opts.config]  N1_CONFIG (object is JSON-encoded)
+ * @param {object} [opts.bindings]       extra vars/secrets
+ * @param {object} [opts.kv]             initial CONFIG KV contents
+ */
+export async function startWorker({ config, bindings = {}, kv = {} } = {}) {
+  const log = new CapturingLog();
+  const b = { ...bindings };
+  if (config !== undefined) b.N1_CONFIG = typeof config === "string" ? config : JSON.stringify(config);
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: "build/index.js",
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    compatibilityDate: COMPAT_DATE,
+    bindings: b,
+    kvNamespaces: ["CONFIG"],
+    host: "127.0.0.1",
+    port: 0,
+    cf: false,
+    log,
+    handleRuntimeStdio(stdout, stderr) {
+      const collect = (s) => s.on("data", (d) => log.lines.push(...String(d).split("\n").filter(Boolean)));
+      collect(stdout);
+      collect(stderr);
+    },
+  });
+  const url = await mf.ready;
+  const ns = await mf.getKVNamespace("CONFIG");
+  for (const [k, v] of Object.entries(kv)) await ns.put(k, typeof v === "string" ? v : JSON.stringify(v));
+  const base = url.href.replace(/\/$/, "");
+  return {
+    mf,
+    url: base,
+    logs: log.lines,
+    async close() {
+      await mf.dispose();
+    },
+  };
+}
+
+/** A model entry pointing at the mock upstream. */
+export function mockModel(mock, model, extra = {}) {
+  return { endpoint: `${mock.url}/v1/chat/completions`, model, ...extra };
+}
+
+/** Parse an SSE body into `data:` payloads (JSON-decoded unless [DONE]) and comment lines. */
+export function parseSse(text) {
+  const events = [];
+  const comments = [];
+  for (const block of text.split(/\r?\n\r?\n/)) {
+    const data = [];
+    for (const line of block.split(/\r?\n/)) {
+      if (line.startsWith(":")) comments.push(line);
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (data.length) {
+      const d = data.join("\n");
+      events.push(d === "[DONE]" ? d : JSON.parse(d));
+    }
+  }
+  return { events, comments };
+}
+
+export async function postChat(url, body, headers = {}) {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
