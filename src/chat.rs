@@ -21,7 +21,11 @@ pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Respons
         .bytes()
         .await
         .map_err(|_| N1Error::invalid("The request body could not be read.", None))?;
-    let chat = parse_chat_request(&bytes)?;
+    let mut chat = parse_chat_request(&bytes)?;
+    // Progress events may also be asked for with a header, for clients that cannot add body fields.
+    if req.headers().get("x-n1-progress").ok().flatten().is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
+        chat.progress = true;
+    }
     let config: Rc<Config> = settings::config(&env).await?;
     let ens = config
         .ensemble(chat.model.as_deref())
@@ -29,7 +33,7 @@ pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Respons
         .clone();
     let keys = Keys::resolve(&env, &ens)?;
     let secrets = keys.values(&ens);
-    let rt = FetchRuntime { keys, secrets };
+    let rt = FetchRuntime::new(keys, secrets);
     let ids = ReplyIds {
         id: http::random_id("chatcmpl-"),
         created: (js_sys::Date::now() / 1000.0) as u64,
@@ -43,6 +47,9 @@ pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Respons
         let _ = h.set("x-n1-ensemble", &ens.name);
         let _ = h.set("x-n1-panel", &format!("{}/{}", reply.panel_ok, reply.panel_total));
         let _ = h.set("x-n1-degraded", if reply.degraded { "true" } else { "false" });
+        if reply.fallback {
+            let _ = h.set("x-n1-fallback", "best_panel_answer");
+        }
         return Ok(resp);
     }
 
@@ -81,5 +88,17 @@ impl Sink for WriterSink {
             .await
             .map(|_| ())
             .map_err(|_| ())
+    }
+
+    /// `writer.closed` rejects when the reader side is cancelled, which is what
+    /// a client disconnect does to our response body.
+    fn gone(&self) -> ensemble::Gone {
+        let closed = JsFuture::from(self.writer.closed());
+        Box::pin(async move {
+            if closed.await.is_ok() {
+                // Closed by us: never "gone".
+                futures::future::pending::<()>().await;
+            }
+        })
     }
 }

@@ -39,6 +39,55 @@ pub struct Ensemble {
     /// First entry is the summary model; the rest are fallbacks.
     pub summary: Vec<ModelSpec>,
     pub synthesis_prompt: Option<String>,
+    pub policy: Policy,
+}
+
+/// Default hard ceiling of one request.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 300_000;
+
+/// How an ensemble copes with slow and failing models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Fewer successful panel answers than this is a failure.
+    pub min_panel: usize,
+    /// Start the synthesis once this many answers are in, aborting the rest.
+    pub quorum: Option<usize>,
+    /// When it passes, stragglers are aborted and the synthesis uses what came back.
+    pub panel_timeout_ms: Option<u64>,
+    /// Hard ceiling of the whole request.
+    pub request_timeout_ms: u64,
+    pub on_summary_failure: OnSummaryFailure,
+    /// Send panel progress events on streams even when the client did not ask.
+    pub progress: bool,
+    /// Silence on a stream longer than this gets an SSE comment.
+    pub keep_alive_ms: u64,
+}
+
+/// Proxies commonly drop connections idle for 30-100 s; browsers sooner on mobile.
+pub const DEFAULT_KEEP_ALIVE_MS: u64 = 5_000;
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_panel: 1,
+            quorum: None,
+            panel_timeout_ms: None,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            on_summary_failure: OnSummaryFailure::Error,
+            progress: false,
+            keep_alive_ms: DEFAULT_KEEP_ALIVE_MS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSummaryFailure {
+    /// The reply is an error (502, or an error event on a stream).
+    #[default]
+    Error,
+    /// The first successful panel answer, marked as such in `n1`.
+    BestPanelAnswer,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +182,22 @@ struct NativeEnsemble {
     summary: Value,
     #[serde(default)]
     synthesis_prompt: Option<String>,
+    // Policy fields, flat in the ensemble object (serde's flatten would
+    // defeat deny_unknown_fields).
+    #[serde(default)]
+    min_panel: Option<usize>,
+    #[serde(default)]
+    quorum: Option<usize>,
+    #[serde(default)]
+    panel_timeout_ms: Option<u64>,
+    #[serde(default)]
+    request_timeout_ms: Option<u64>,
+    #[serde(default)]
+    on_summary_failure: OnSummaryFailure,
+    #[serde(default)]
+    progress: bool,
+    #[serde(default)]
+    keep_alive_ms: Option<u64>,
 }
 
 fn parse_native(value: Value) -> Result<Config, String> {
@@ -184,6 +249,15 @@ fn parse_native(value: Value) -> Result<Config, String> {
             panel,
             summary,
             synthesis_prompt: e.synthesis_prompt,
+            policy: Policy {
+                min_panel: e.min_panel.unwrap_or(1),
+                quorum: e.quorum,
+                panel_timeout_ms: e.panel_timeout_ms,
+                request_timeout_ms: e.request_timeout_ms.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
+                on_summary_failure: e.on_summary_failure,
+                progress: e.progress,
+                keep_alive_ms: e.keep_alive_ms.unwrap_or(DEFAULT_KEEP_ALIVE_MS),
+            },
         });
     }
     let default_ensemble = native.default_ensemble.unwrap_or_else(|| ensembles[0].name.clone());
@@ -254,6 +328,9 @@ fn parse_legacy(value: Value) -> Result<Config, String> {
             panel,
             summary: vec![summary],
             synthesis_prompt: prompt,
+            // The original put model status lines into the answer text; we send
+            // them as progress events instead, which clients can ignore.
+            policy: Policy { progress: legacy.stream_status_feedback.unwrap_or(false), ..Policy::default() },
         }],
         default_ensemble: LEGACY_ENSEMBLE.into(),
         legacy_client_key: legacy.api_bearer_token.filter(|t| !t.is_empty()),
@@ -285,6 +362,19 @@ fn validate(config: &Config) -> Result<(), String> {
         }
         if e.summary.is_empty() {
             return Err(format!("ensemble `{}` has no summary model", e.name));
+        }
+        let p = &e.policy;
+        let n = e.panel.len();
+        if n > 0 && (p.min_panel == 0 || p.min_panel > n) {
+            return Err(format!("ensemble `{}`: `min_panel` must be between 1 and the panel size ({n})", e.name));
+        }
+        if let Some(q) = p.quorum {
+            if q < p.min_panel || q > n {
+                return Err(format!("ensemble `{}`: `quorum` must be between `min_panel` ({}) and the panel size ({n})", e.name, p.min_panel));
+            }
+        }
+        if p.request_timeout_ms == 0 || p.panel_timeout_ms == Some(0) || p.keep_alive_ms < 100 {
+            return Err(format!("ensemble `{}`: timeouts must be positive and `keep_alive_ms` at least 100", e.name));
         }
         for (role, list) in [("panel", &e.panel), ("summary", &e.summary)] {
             for (i, m) in list.iter().enumerate() {
@@ -411,6 +501,32 @@ mod tests {
         assert!(err(json!({"default_ensemble": "x", "ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("`x`"));
         assert!(err(json!({"ensembles": {"e": {"summary": {"endpoint": "ftp://a", "model": "m"}}}})).contains("endpoint"));
         assert!(err(json!({"ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m", "temprature": 1}}}})).contains("summary"));
+    }
+
+    #[test]
+    fn policy_fields_parse_and_are_checked() {
+        let m = json!({"endpoint": "https://a.test", "model": "m"});
+        let ok = json!({"ensembles": {"e": {"panel": [m, m, m], "summary": m, "min_panel": 2, "quorum": 2,
+            "panel_timeout_ms": 900, "request_timeout_ms": 5000, "on_summary_failure": "best_panel_answer", "progress": true}}});
+        let c = parse_config(&ok.to_string()).unwrap();
+        let p = &c.ensembles[0].policy;
+        assert_eq!((p.min_panel, p.quorum, p.panel_timeout_ms, p.request_timeout_ms), (2, Some(2), Some(900), 5000));
+        assert_eq!(p.on_summary_failure, OnSummaryFailure::BestPanelAnswer);
+        assert!(p.progress);
+        let d = parse_config(&json!({"ensembles": {"e": {"panel": [m], "summary": m}}}).to_string()).unwrap();
+        assert_eq!(d.ensembles[0].policy, Policy::default());
+        for bad in [json!({"min_panel": 4}), json!({"min_panel": 0}), json!({"quorum": 1, "min_panel": 2}), json!({"quorum": 9}),
+                    json!({"on_summary_failure": "shrug"}), json!({"request_timeout_ms": 0})] {
+            let mut e = json!({"panel": [m, m, m], "summary": m});
+            e.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+            assert!(parse_config(&json!({"ensembles": {"e": e}}).to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn legacy_status_feedback_turns_on_progress_events() {
+        let text = r#"{"models": [{"endpoint": "https://x.test", "model_name": "a"}], "summary_model": {"endpoint": "https://x.test", "model_name": "s"}, "stream_status_feedback": true}"#;
+        assert!(parse_config(text).unwrap().ensembles[0].policy.progress);
     }
 
     #[test]

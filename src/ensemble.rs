@@ -1,80 +1,243 @@
 //! The ensemble policy: fan the conversation out to the panel (at most
-//! `MAX_IN_FLIGHT` calls open at once), then have the summary model synthesize
-//! the answers, in either output mode. Everything that touches the network or
+//! `MAX_IN_FLIGHT` calls open at once, each retried on transient faults), stop
+//! the panel at its deadline or quorum, then have the summary model (or its
+//! fallbacks) synthesize the answers, in either output mode. Every wait is
+//! bounded by the request's deadline. Everything that touches the network or
 //! the clock goes through `Runtime`, so the whole flow is tested on the host
 //! with scripted fake models.
 
+use std::future::Future;
 use std::pin::Pin;
 
 use futures::future::{select, Either};
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::config::{Ensemble, ModelSpec};
+use crate::config::{Ensemble, ModelSpec, OnSummaryFailure};
 use crate::error::{Failure, N1Error};
 use crate::prompt;
 use crate::relay::Relay;
 use crate::request::{ChatRequest, Messages, Purpose, UpstreamBody};
 use crate::response::{self, Completion, MemberReport, N1Meta, ReplyIds, SummaryReport};
+use crate::retry;
 use crate::sse;
 use crate::usage::{self, Usage};
 
 /// Cloudflare lets one request hold 6 outgoing connections; a 7th would wait
 /// for a free one anyway, so we queue it ourselves.
 pub const MAX_IN_FLIGHT: usize = 6;
-/// Silence on a stream longer than this gets an SSE comment, so proxies and
-/// browsers do not close an idle connection while the panel thinks.
-pub const KEEP_ALIVE_MS: u64 = 5_000;
 
 /// What the ensemble needs from the outside world.
 #[allow(async_fn_in_trait)]
 pub trait Runtime {
     type Body: Stream<Item = Result<Vec<u8>, String>> + Unpin;
-    /// One non-streaming chat completion call.
-    async fn complete(&self, model: &ModelSpec, body: String) -> Result<Completion, Failure>;
-    /// A streaming call; resolves once the upstream answered 2xx.
-    async fn open_stream(&self, model: &ModelSpec, body: String) -> Result<Self::Body, Failure>;
+    /// One attempt at a non-streaming call, aborted after `timeout_ms`.
+    async fn complete(&self, model: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Completion, Failure>;
+    /// One attempt at a streaming call; resolves once the upstream answered 2xx
+    /// (within `timeout_ms`).
+    async fn open_stream(&self, model: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Self::Body, Failure>;
     fn now_ms(&self) -> f64;
     async fn sleep(&self, ms: u64);
+    /// Uniform in [0, 1), for jitter.
+    fn random(&self) -> f64;
+    /// Abort every upstream request still open. Dropping a future does not
+    /// abort its fetch, so stragglers and abandoned streams need this.
+    fn abort_in_flight(&self);
     /// Secret values in use, scrubbed from any upstream text we repeat.
     fn secrets(&self) -> Vec<String>;
 }
+
+/// A future that resolves when the client has gone away.
+pub type Gone = Pin<Box<dyn Future<Output = ()>>>;
 
 /// Where a streamed reply goes. `Err` means the client is gone.
 #[allow(async_fn_in_trait)]
 pub trait Sink {
     async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ()>;
+    fn gone(&self) -> Gone;
 }
 
 /// One panel member's call, as it finished.
 pub struct Member {
     pub index: usize,
     pub latency_ms: f64,
+    pub attempts: u32,
     pub outcome: Result<Completion, Failure>,
 }
 
+/// Run `attempt` (given its timeout) until it succeeds, fails for good, or the
+/// next try would not fit before `deadline`. Returns the outcome and the number
+/// of attempts made.
+async fn with_retries<R, T, F, Fut>(rt: &R, m: &ModelSpec, deadline: f64, mut attempt: F) -> (Result<T, Failure>, u32)
+where
+    R: Runtime,
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let max_retries = m.max_retries.unwrap_or(retry::DEFAULT_MAX_RETRIES);
+    let mut n = 0;
+    loop {
+        let left = deadline - rt.now_ms();
+        if left < 1.0 {
+            return (Err(Failure::new(&m.model, None, "timeout", "the deadline passed before it could answer")), n);
+        }
+        let timeout = m.timeout_ms.unwrap_or(retry::DEFAULT_TIMEOUT_MS).min(left as u64);
+        n += 1;
+        match attempt(timeout).await {
+            Ok(v) => return (Ok(v), n),
+            Err(f) if n <= max_retries && retry::is_retryable(&f) => {
+                let wait = retry::backoff_ms(n - 1, f.retry_after_ms, rt.random());
+                if rt.now_ms() + wait as f64 >= deadline {
+                    return (Err(f), n);
+                }
+                rt.sleep(wait).await;
+            }
+            Err(f) => return (Err(f), n),
+        }
+    }
+}
+
+fn panel_body(req: &ChatRequest, m: &ModelSpec) -> String {
+    UpstreamBody {
+        client: &req.body,
+        model: &m.model,
+        messages: Messages::Client(req.messages()),
+        stream: false,
+        purpose: Purpose::Panel,
+        default_temperature: m.temperature,
+    }
+    .to_json()
+}
+
 /// The panel's calls as a stream that yields each member when it finishes.
-pub fn panel<'a, R: Runtime>(
+fn panel_calls<'a, R: Runtime>(
     rt: &'a R,
     ens: &'a Ensemble,
     req: &'a ChatRequest,
+    deadline: f64,
 ) -> Pin<Box<dyn Stream<Item = Member> + 'a>> {
     let calls = ens.panel.iter().enumerate().map(move |(index, m)| async move {
-        let body = UpstreamBody {
-            client: &req.body,
-            model: &m.model,
-            messages: Messages::Client(req.messages()),
-            stream: false,
-            purpose: Purpose::Panel,
-            default_temperature: m.temperature,
-        }
-        .to_json();
+        let body = panel_body(req, m);
         // Timed from when the call starts, not from when it was queued.
         let t0 = rt.now_ms();
-        let outcome = rt.complete(m, body).await;
-        Member { index, latency_ms: rt.now_ms() - t0, outcome }
+        let (outcome, attempts) = with_retries(rt, m, deadline, |t| rt.complete(m, &body, t)).await;
+        Member { index, latency_ms: rt.now_ms() - t0, attempts, outcome }
     });
     Box::pin(stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT))
+}
+
+/// Why the panel phase ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PanelEnd {
+    /// Every member finished.
+    All,
+    /// `quorum` answers were in; the rest were cancelled.
+    Quorum,
+    /// The panel deadline passed; stragglers were aborted.
+    Timeout,
+}
+
+impl PanelEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            PanelEnd::All => "all",
+            PanelEnd::Quorum => "quorum",
+            PanelEnd::Timeout => "timeout",
+        }
+    }
+}
+
+/// What the panel phase tells the client as it goes (streams only).
+#[allow(async_fn_in_trait)]
+trait PanelWatch {
+    /// How often to call `tick` while nothing happens; `None`: never.
+    fn tick_ms(&self) -> Option<u64>;
+    async fn tick(&mut self) -> Result<(), ()>;
+    async fn member(&mut self, ens: &Ensemble, m: &Member) -> Result<(), ()>;
+    fn gone(&self) -> Gone;
+}
+
+struct Quiet;
+impl PanelWatch for Quiet {
+    fn tick_ms(&self) -> Option<u64> {
+        None
+    }
+    async fn tick(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
+    async fn member(&mut self, _: &Ensemble, _: &Member) -> Result<(), ()> {
+        Ok(())
+    }
+    fn gone(&self) -> Gone {
+        Box::pin(futures::future::pending())
+    }
+}
+
+/// The client left mid-request.
+struct ClientGone;
+
+async fn run_panel<R: Runtime, W: PanelWatch>(
+    rt: &R,
+    ens: &Ensemble,
+    req: &ChatRequest,
+    deadline: f64,
+    watch: &mut W,
+) -> Result<(Vec<Member>, PanelEnd), ClientGone> {
+    let start = rt.now_ms();
+    let panel_deadline = ens.policy.panel_timeout_ms.map_or(deadline, |t| deadline.min(start + t as f64));
+    let mut calls = panel_calls(rt, ens, req, panel_deadline);
+    let mut gone = watch.gone();
+    let mut members = Vec::with_capacity(ens.panel.len());
+    let mut ok = 0;
+    let end = loop {
+        if ens.policy.quorum.is_some_and(|q| ok >= q) && members.len() < ens.panel.len() {
+            break PanelEnd::Quorum;
+        }
+        let left = panel_deadline - rt.now_ms();
+        if left < 1.0 {
+            break PanelEnd::Timeout;
+        }
+        let wait = watch.tick_ms().map_or(left as u64, |t| t.min(left as u64));
+        let timer = Box::pin(rt.sleep(wait));
+        match select(select(calls.next(), timer), &mut gone).await {
+            Either::Left((Either::Left((Some(m), _)), _)) => {
+                ok += m.outcome.is_ok() as usize;
+                let r = watch.member(ens, &m).await;
+                members.push(m);
+                if r.is_err() {
+                    return Err(ClientGone);
+                }
+            }
+            Either::Left((Either::Left((None, _)), _)) => break PanelEnd::All,
+            Either::Left((Either::Right(_), _)) => {
+                if rt.now_ms() < panel_deadline && watch.tick().await.is_err() {
+                    return Err(ClientGone);
+                }
+            }
+            Either::Right(_) => return Err(ClientGone),
+        }
+    };
+    drop(calls);
+    if end != PanelEnd::All {
+        rt.abort_in_flight();
+        let now = rt.now_ms();
+        for (index, m) in ens.panel.iter().enumerate() {
+            if members.iter().any(|x| x.index == index) {
+                continue;
+            }
+            let f = match end {
+                PanelEnd::Timeout => Failure::new(&m.model, None, "timeout", "no answer before the panel deadline"),
+                _ => Failure::new(&m.model, None, "cancelled", "not needed: the quorum was reached"),
+            };
+            let member = Member { index, latency_ms: now - start, attempts: 1, outcome: Err(f) };
+            if watch.member(ens, &member).await.is_err() {
+                return Err(ClientGone);
+            }
+            members.push(member);
+        }
+    }
+    members.sort_by_key(|m| m.index);
+    Ok((members, end))
 }
 
 /// The panel's results in panel order.
@@ -83,34 +246,30 @@ pub struct PanelResult {
     pub answers: Vec<String>,
     pub usage: Usage,
     pub failures: Vec<Failure>,
+    pub end: PanelEnd,
 }
 
 impl PanelResult {
-    pub fn new(ens: &Ensemble, mut members: Vec<Member>) -> Self {
-        members.sort_by_key(|m| m.index);
-        let mut r = PanelResult { reports: vec![], answers: vec![], usage: Usage::default(), failures: vec![] };
+    fn new(ens: &Ensemble, members: Vec<Member>, end: PanelEnd) -> Self {
+        let mut r = PanelResult { reports: vec![], answers: vec![], usage: Usage::default(), failures: vec![], end };
         for m in members {
-            let model = ens.panel[m.index].model.clone();
-            let latency_ms = m.latency_ms.max(0.0).round() as u64;
+            let report = member_report(ens, &m);
             match m.outcome {
                 Ok(c) => {
                     r.answers.push(c.text());
                     if let Some(u) = &c.usage {
                         r.usage.add(u);
                     }
-                    r.reports.push(MemberReport { model, status: "ok", latency_ms, usage: c.usage, error: None });
                 }
-                Err(f) => {
-                    r.failures.push(f.clone());
-                    r.reports.push(MemberReport { model, status: f.kind, latency_ms, usage: None, error: Some(f) });
-                }
+                Err(f) => r.failures.push(f),
             }
+            r.reports.push(report);
         }
         r
     }
 
     fn check(&self, ens: &Ensemble) -> Result<(), N1Error> {
-        let needed = 1;
+        let needed = ens.policy.min_panel;
         if !ens.panel.is_empty() && self.answers.len() < needed {
             return Err(N1Error::PanelFailed { failures: self.failures.clone(), answered: self.answers.len(), needed });
         }
@@ -123,9 +282,24 @@ impl PanelResult {
             panel: self.reports.clone(),
             panel_ok: self.answers.len(),
             panel_total: ens.panel.len(),
+            panel_end: self.end.as_str(),
             degraded: self.answers.len() < ens.panel.len() || summary.status != "ok",
             summary,
         }
+    }
+
+    fn synthesis(&self, ens: &Ensemble) -> String {
+        let answers: Vec<&str> = self.answers.iter().map(String::as_str).collect();
+        prompt::synthesis_system_message(ens.synthesis_prompt.as_deref(), &answers)
+    }
+}
+
+fn member_report(ens: &Ensemble, m: &Member) -> MemberReport {
+    let latency_ms = m.latency_ms.max(0.0).round() as u64;
+    let model = ens.panel[m.index].model.clone();
+    match &m.outcome {
+        Ok(c) => MemberReport { model, status: "ok", latency_ms, attempts: m.attempts, usage: c.usage, error: None },
+        Err(f) => MemberReport { model, status: f.kind, latency_ms, attempts: m.attempts, usage: None, error: Some(f.clone()) },
     }
 }
 
@@ -147,9 +321,8 @@ fn summary_body(ens: &Ensemble, req: &ChatRequest, model: &ModelSpec, stream: bo
     .to_json()
 }
 
-fn synthesis_text(ens: &Ensemble, panel: &PanelResult) -> String {
-    let answers: Vec<&str> = panel.answers.iter().map(String::as_str).collect();
-    prompt::synthesis_system_message(ens.synthesis_prompt.as_deref(), &answers)
+fn summary_report(model: &str, status: &'static str, latency_ms: f64, usage: Option<Usage>, failed: Vec<Failure>) -> SummaryReport {
+    SummaryReport { model: model.to_owned(), status, latency_ms: latency_ms.max(0.0).round() as u64, usage, failed }
 }
 
 /// A finished non-streaming reply.
@@ -158,131 +331,257 @@ pub struct Reply {
     pub panel_ok: usize,
     pub panel_total: usize,
     pub degraded: bool,
+    pub fallback: bool,
+}
+
+fn deadline_of(rt: &impl Runtime, ens: &Ensemble) -> f64 {
+    rt.now_ms() + ens.policy.request_timeout_ms as f64
 }
 
 /// Non-streaming: panel, then summary (falling back along `ens.summary`).
 pub async fn complete<R: Runtime>(rt: &R, ens: &Ensemble, req: &ChatRequest, ids: &ReplyIds) -> Result<Reply, N1Error> {
-    let members: Vec<Member> = panel(rt, ens, req).collect().await;
-    let panel = PanelResult::new(ens, members);
+    let deadline = deadline_of(rt, ens);
+    let (members, end) = match run_panel(rt, ens, req, deadline, &mut Quiet).await {
+        Ok(v) => v,
+        Err(ClientGone) => unreachable!("a quiet panel never sees the client leave"),
+    };
+    let panel = PanelResult::new(ens, members, end);
+    if rt.now_ms() >= deadline {
+        return Err(N1Error::RequestTimeout(ens.policy.request_timeout_ms));
+    }
     panel.check(ens)?;
-    let system = synthesis_text(ens, &panel);
+    let system = panel.synthesis(ens);
     let mut failed = Vec::new();
     for model in &ens.summary {
         let body = summary_body(ens, req, model, false, &system);
         let t0 = rt.now_ms();
-        match rt.complete(model, body).await {
+        match with_retries(rt, model, deadline, |t| rt.complete(model, &body, t)).await.0 {
             Ok(c) => {
-                let report = SummaryReport {
-                    model: model.model.clone(),
-                    status: "ok",
-                    latency_ms: (rt.now_ms() - t0).max(0.0).round() as u64,
-                    usage: c.usage,
-                    failed,
-                };
+                let report = summary_report(&model.model, "ok", rt.now_ms() - t0, c.usage, failed);
                 let total = usage::sum(panel.reports.iter().filter_map(|r| r.usage.as_ref()).chain(c.usage.as_ref()));
-                let meta = panel.meta(ens, report);
-                return Ok(Reply {
-                    body: response::chat_completion(ids, &c, &total, &meta),
-                    panel_ok: meta.panel_ok,
-                    panel_total: meta.panel_total,
-                    degraded: meta.degraded,
-                });
+                return Ok(reply(ids, &c, &total, panel.meta(ens, report), false));
             }
             Err(f) => failed.push(f),
         }
+    }
+    if rt.now_ms() >= deadline {
+        return Err(N1Error::RequestTimeout(ens.policy.request_timeout_ms));
+    }
+    if ens.policy.on_summary_failure == OnSummaryFailure::BestPanelAnswer && !panel.answers.is_empty() {
+        let c = Completion {
+            message: json!({"role": "assistant", "content": panel.answers[0]}),
+            finish_reason: Some("stop".into()),
+            usage: None,
+        };
+        let model = panel.reports.iter().find(|r| r.status == "ok").map_or("", |r| r.model.as_str());
+        let report = summary_report(model, "best_panel_answer", 0.0, None, failed);
+        return Ok(reply(ids, &c, &panel.usage, panel.meta(ens, report), true));
     }
     Err(N1Error::SummaryFailed(failed))
 }
 
-/// Streaming: the role chunk goes out at once, keep-alives while the panel
-/// runs, then the summary stream relayed chunk by chunk. Every path ends with
-/// `[DONE]`, after an error event if something failed.
+fn reply(ids: &ReplyIds, c: &Completion, total: &Usage, meta: N1Meta, fallback: bool) -> Reply {
+    Reply {
+        body: response::chat_completion(ids, c, total, &meta),
+        panel_ok: meta.panel_ok,
+        panel_total: meta.panel_total,
+        degraded: meta.degraded,
+        fallback,
+    }
+}
+
+/// The streaming side of the panel phase: progress events (when asked for)
+/// and keep-alive comments.
+struct StreamWatch<'a, S: Sink> {
+    out: &'a mut S,
+    ids: &'a ReplyIds,
+    progress: bool,
+    /// SSE comments on silence, so proxies and browsers keep the connection.
+    keep_alive_ms: u64,
+}
+
+impl<S: Sink> StreamWatch<'_, S> {
+    async fn progress(&mut self, event: Value) -> Result<(), ()> {
+        if !self.progress {
+            return Ok(());
+        }
+        let mut b = Vec::new();
+        sse::encode_data(&mut b, &response::progress_chunk(self.ids, event).to_string());
+        self.out.send(b).await
+    }
+}
+
+impl<S: Sink> PanelWatch for StreamWatch<'_, S> {
+    fn tick_ms(&self) -> Option<u64> {
+        Some(self.keep_alive_ms)
+    }
+    async fn tick(&mut self) -> Result<(), ()> {
+        self.out.send(sse::KEEP_ALIVE.to_vec()).await
+    }
+    async fn member(&mut self, ens: &Ensemble, m: &Member) -> Result<(), ()> {
+        if !self.progress {
+            return Ok(());
+        }
+        let mut event = serde_json::to_value(member_report(ens, m)).unwrap_or(Value::Null);
+        event["type"] = "panel_member".into();
+        event["index"] = m.index.into();
+        if let Ok(c) = &m.outcome {
+            event["content"] = c.text().into();
+        }
+        self.progress(event).await
+    }
+    fn gone(&self) -> Gone {
+        self.out.gone()
+    }
+}
+
+/// Streaming: the role chunk goes out at once, keep-alives (and progress events
+/// when asked for) while the panel runs, then the summary stream relayed chunk
+/// by chunk. Every path ends with `[DONE]`, after an error event if something
+/// failed. When the client leaves, every open upstream request is aborted.
 pub async fn stream<R: Runtime, S: Sink>(rt: &R, ens: &Ensemble, req: &ChatRequest, ids: &ReplyIds, out: &mut S) {
+    if stream_inner(rt, ens, req, ids, out).await.is_err() {
+        rt.abort_in_flight();
+    }
+}
+
+async fn stream_inner<R: Runtime, S: Sink>(rt: &R, ens: &Ensemble, req: &ChatRequest, ids: &ReplyIds, out: &mut S) -> Result<(), ClientGone> {
+    let deadline = deadline_of(rt, ens);
     let mut first = Vec::new();
     sse::encode_data(&mut first, &response::chunk(ids, json!({"role": "assistant", "content": ""}), None).to_string());
-    if out.send(first).await.is_err() {
-        return;
-    }
+    out.send(first).await.map_err(|_| ClientGone)?;
 
-    let mut calls = panel(rt, ens, req);
-    let mut members = Vec::with_capacity(ens.panel.len());
-    loop {
-        let tick = Box::pin(rt.sleep(KEEP_ALIVE_MS));
-        match select(calls.next(), tick).await {
-            Either::Left((Some(m), _)) => members.push(m),
-            Either::Left((None, _)) => break,
-            Either::Right(_) => {
-                if out.send(sse::KEEP_ALIVE.to_vec()).await.is_err() {
-                    return;
-                }
-            }
-        }
+    let progress = req.progress || ens.policy.progress;
+    let mut watch = StreamWatch { out, ids, progress, keep_alive_ms: ens.policy.keep_alive_ms };
+    let panel_models: Vec<Value> = ens.panel.iter().enumerate().map(|(i, m)| json!({"index": i, "model": m.model})).collect();
+    watch
+        .progress(json!({"type": "panel_start", "panel": panel_models, "summary": ens.summary[0].model}))
+        .await
+        .map_err(|_| ClientGone)?;
+    let (members, end) = run_panel(rt, ens, req, deadline, &mut watch).await?;
+    let panel = PanelResult::new(ens, members, end);
+    watch
+        .progress(json!({"type": "panel_done", "panel_ok": panel.answers.len(), "panel_total": ens.panel.len(), "end": end.as_str()}))
+        .await
+        .map_err(|_| ClientGone)?;
+    let out = watch.out;
+    if rt.now_ms() >= deadline {
+        return send_error(out, &N1Error::RequestTimeout(ens.policy.request_timeout_ms).body()).await;
     }
-    drop(calls);
-    let panel = PanelResult::new(ens, members);
     if let Err(e) = panel.check(ens) {
-        let _ = out.send(error_then_done(&e.body())).await;
-        return;
+        return send_error(out, &e.body()).await;
     }
 
-    let system = synthesis_text(ens, &panel);
+    let system = panel.synthesis(ens);
+    let mut gone = out.gone();
     let mut failed = Vec::new();
-    let mut opened = None;
     for model in &ens.summary {
         let body = summary_body(ens, req, model, true, &system);
         let t0 = rt.now_ms();
-        match rt.open_stream(model, body).await {
-            Ok(b) => {
-                opened = Some((model, b, t0));
-                break;
+        if progress {
+            let mut b = Vec::new();
+            sse::encode_data(&mut b, &response::progress_chunk(ids, json!({"type": "summary_start", "model": model.model})).to_string());
+            out.send(b).await.map_err(|_| ClientGone)?;
+        }
+        let opening = with_retries(rt, model, deadline, |t| rt.open_stream(model, &body, t));
+        let mut upstream = match select(Box::pin(opening), &mut gone).await {
+            Either::Left(((Ok(b), _), _)) => b,
+            Either::Left(((Err(f), _), _)) => {
+                failed.push(f);
+                continue;
             }
-            Err(f) => failed.push(f),
+            Either::Right(_) => return Err(ClientGone),
+        };
+        let idle_ms = model.timeout_ms.unwrap_or(retry::DEFAULT_TIMEOUT_MS);
+        let mut relay = Relay::new(ids.clone(), rt.secrets());
+        let mut buf = Vec::new();
+        let result = loop {
+            let left = deadline - rt.now_ms();
+            if left < 1.0 {
+                break Err(RelayFault::Deadline);
+            }
+            let timer = Box::pin(rt.sleep(idle_ms.min(left as u64)));
+            match select(select(upstream.next(), timer), &mut gone).await {
+                Either::Left((Either::Left((Some(Ok(bytes)), _)), _)) => {
+                    let r = relay.push(&bytes, &mut buf);
+                    if !buf.is_empty() {
+                        out.send(std::mem::take(&mut buf)).await.map_err(|_| ClientGone)?;
+                    }
+                    if let Err(e) = r {
+                        break Err(RelayFault::Broken(e.message()));
+                    }
+                }
+                Either::Left((Either::Left((Some(Err(e)), _)), _)) => {
+                    break Err(RelayFault::Broken(format!("The summary model's stream broke: {e}")))
+                }
+                Either::Left((Either::Left((None, _)), _)) => break relay.end(&mut buf).map_err(|e| RelayFault::Broken(e.message())),
+                Either::Left((Either::Right(_), _)) => {
+                    if rt.now_ms() >= deadline {
+                        break Err(RelayFault::Deadline);
+                    }
+                    break Err(RelayFault::Broken(format!("The summary model sent nothing for {idle_ms} ms.")));
+                }
+                Either::Right(_) => return Err(ClientGone),
+            }
+        };
+        match result {
+            Ok(()) => {
+                let report = summary_report(&model.model, "ok", rt.now_ms() - t0, relay.usage(), failed);
+                let meta = panel.meta(ens, report);
+                let total = req.include_usage.then(|| {
+                    let mut u = panel.usage;
+                    if let Some(s) = relay.usage() {
+                        u.add(&s);
+                    }
+                    u
+                });
+                relay.tail(&mut buf, &meta, total.as_ref());
+                return out.send(buf).await.map_err(|_| ClientGone);
+            }
+            Err(fault) => {
+                rt.abort_in_flight();
+                let deadline_hit = fault == RelayFault::Deadline;
+                let message = match fault {
+                    RelayFault::Broken(m) => m,
+                    RelayFault::Deadline => N1Error::RequestTimeout(ens.policy.request_timeout_ms).message(),
+                };
+                // Nothing reached the client yet: the next summary model may still answer.
+                if !relay.sent_content() && !deadline_hit {
+                    let secrets = rt.secrets();
+                    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                    failed.push(Failure::new(&model.model, Some(200), "error", response::clean_reason(&message, &secrets)));
+                    continue;
+                }
+                let code = if deadline_hit { "request_timeout" } else { "stream_error" };
+                buf.extend_from_slice(&error_then_done(&response::error_event(&message, "upstream_error", code)));
+                return out.send(buf).await.map_err(|_| ClientGone);
+            }
         }
     }
-    let Some((model, mut body, t0)) = opened else {
-        let _ = out.send(error_then_done(&N1Error::SummaryFailed(failed).body())).await;
-        return;
-    };
 
-    let mut relay = Relay::new(ids.clone(), rt.secrets());
-    let mut buf = Vec::new();
-    let result = loop {
-        match body.next().await {
-            Some(Ok(bytes)) => {
-                let r = relay.push(&bytes, &mut buf);
-                if !buf.is_empty() && out.send(std::mem::take(&mut buf)).await.is_err() {
-                    return;
-                }
-                if let Err(e) = r {
-                    break Err(e.message());
-                }
-            }
-            Some(Err(e)) => break Err(format!("The summary model's stream broke: {e}")),
-            None => break relay.end(&mut buf).map_err(|e| e.message()),
-        }
-    };
-    if let Err(message) = result {
-        buf.extend_from_slice(&error_then_done(&response::error_event(&message, "upstream_error", "stream_error")));
-        let _ = out.send(buf).await;
-        return;
+    if rt.now_ms() >= deadline {
+        return send_error(out, &N1Error::RequestTimeout(ens.policy.request_timeout_ms).body()).await;
     }
-    let report = SummaryReport {
-        model: model.model.clone(),
-        status: "ok",
-        latency_ms: (rt.now_ms() - t0).max(0.0).round() as u64,
-        usage: relay.usage(),
-        failed,
-    };
-    let meta = panel.meta(ens, report);
-    let total = req.include_usage.then(|| {
-        let mut u = panel.usage;
-        if let Some(s) = relay.usage() {
-            u.add(&s);
-        }
-        u
-    });
-    relay.tail(&mut buf, &meta, total.as_ref());
-    let _ = out.send(buf).await;
+    if ens.policy.on_summary_failure == OnSummaryFailure::BestPanelAnswer && !panel.answers.is_empty() {
+        let model = panel.reports.iter().find(|r| r.status == "ok").map_or("", |r| r.model.as_str()).to_owned();
+        let mut buf = Vec::new();
+        sse::encode_data(&mut buf, &response::chunk(ids, json!({"content": panel.answers[0]}), None).to_string());
+        let meta = panel.meta(ens, summary_report(&model, "best_panel_answer", 0.0, None, failed));
+        let mut relay = Relay::new(ids.clone(), vec![]);
+        relay.tail(&mut buf, &meta, req.include_usage.then_some(&panel.usage));
+        return out.send(buf).await.map_err(|_| ClientGone);
+    }
+    send_error(out, &N1Error::SummaryFailed(failed).body()).await
+}
+
+#[derive(Debug, PartialEq)]
+enum RelayFault {
+    Broken(String),
+    Deadline,
+}
+
+async fn send_error<S: Sink>(out: &mut S, err: &Value) -> Result<(), ClientGone> {
+    out.send(error_then_done(err)).await.map_err(|_| ClientGone)
 }
 
 fn error_then_done(err: &Value) -> Vec<u8> {
@@ -293,214 +592,4 @@ fn error_then_done(err: &Value) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::parse_config;
-    use crate::request::parse_chat_request;
-    use futures::executor::block_on;
-    use std::cell::{Cell, RefCell};
-    use std::collections::HashMap;
-
-    /// Scripted fake models: a name maps to an answer or a failure.
-    #[derive(Default)]
-    struct Fake {
-        answers: HashMap<String, Result<String, u16>>,
-        stream: HashMap<String, Vec<Result<Vec<u8>, String>>>,
-        bodies: RefCell<Vec<(String, Value)>>,
-        in_flight: Cell<usize>,
-        max_in_flight: Cell<usize>,
-    }
-
-    impl Runtime for Fake {
-        type Body = futures::stream::Iter<std::vec::IntoIter<Result<Vec<u8>, String>>>;
-        async fn complete(&self, m: &ModelSpec, body: String) -> Result<Completion, Failure> {
-            self.bodies.borrow_mut().push((m.model.clone(), serde_json::from_str(&body).unwrap()));
-            self.in_flight.set(self.in_flight.get() + 1);
-            self.max_in_flight.set(self.max_in_flight.get().max(self.in_flight.get()));
-            // Yield once so that every queued call gets started before any ends.
-            futures::pending_once().await;
-            self.in_flight.set(self.in_flight.get() - 1);
-            match self.answers.get(&m.model).cloned().unwrap_or(Ok(format!("answer of {}", m.model))) {
-                Ok(text) => Ok(Completion {
-                    message: json!({"role": "assistant", "content": text}),
-                    finish_reason: Some("stop".into()),
-                    usage: Some(Usage { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }),
-                }),
-                Err(status) => Err(Failure { model: m.model.clone(), status: Some(status), kind: "error", reason: "scripted".into() }),
-            }
-        }
-        async fn open_stream(&self, m: &ModelSpec, body: String) -> Result<Self::Body, Failure> {
-            self.bodies.borrow_mut().push((m.model.clone(), serde_json::from_str(&body).unwrap()));
-            match self.stream.get(&m.model) {
-                Some(chunks) => Ok(futures::stream::iter(chunks.clone())),
-                None => Err(Failure { model: m.model.clone(), status: Some(503), kind: "error", reason: "down".into() }),
-            }
-        }
-        fn now_ms(&self) -> f64 {
-            0.0
-        }
-        async fn sleep(&self, _ms: u64) {
-            futures::future::pending::<()>().await
-        }
-        fn secrets(&self) -> Vec<String> {
-            vec![]
-        }
-    }
-
-    mod futures {
-        pub use ::futures::*;
-        /// A future that is pending once, then ready.
-        pub async fn pending_once() {
-            let mut done = false;
-            ::futures::future::poll_fn(|cx| {
-                if done {
-                    std::task::Poll::Ready(())
-                } else {
-                    done = true;
-                    cx.waker().wake_by_ref();
-                    std::task::Poll::Pending
-                }
-            })
-            .await
-        }
-    }
-
-    struct VecSink(Vec<u8>);
-    impl Sink for VecSink {
-        async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
-            self.0.extend_from_slice(&bytes);
-            Ok(())
-        }
-    }
-
-    fn ensemble(panel: &[&str], summary: &[&str]) -> Ensemble {
-        let m = |n: &&str| json!({"endpoint": "https://x.test/v1", "model": n});
-        let cfg = json!({"ensembles": {"e": {
-            "panel": panel.iter().map(m).collect::<Vec<_>>(),
-            "summary": summary.iter().map(m).collect::<Vec<_>>(),
-        }}});
-        parse_config(&cfg.to_string()).unwrap().ensembles.remove(0)
-    }
-
-    fn request(stream: bool) -> ChatRequest {
-        parse_chat_request(json!({"model": "e", "stream": stream, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "2+2?"}]}).to_string().as_bytes()).unwrap()
-    }
-
-    fn ids() -> ReplyIds {
-        ReplyIds { id: "chatcmpl-1".into(), created: 1, model: "e".into() }
-    }
-
-    #[test]
-    fn summary_sees_every_successful_answer_and_the_conversation() {
-        let mut fake = Fake::default();
-        fake.answers.insert("b".into(), Err(500));
-        let ens = ensemble(&["a", "b", "c"], &["s"]);
-        let reply = block_on(complete(&fake, &ens, &request(false), &ids())).unwrap();
-        let bodies = fake.bodies.borrow();
-        let (name, summary) = bodies.last().unwrap();
-        assert_eq!(name, "s");
-        let system = summary["messages"][0]["content"].as_str().unwrap();
-        assert!(system.contains("answer of a") && system.contains("answer of c"));
-        assert!(!system.contains("answer of b"));
-        assert_eq!(summary["messages"][1]["content"], "2+2?");
-        assert_eq!(reply.panel_ok, 2);
-        assert!(reply.degraded);
-        // 2 panel answers + summary, 15 tokens each.
-        assert_eq!(reply.body["usage"]["total_tokens"], 45);
-        assert_eq!(reply.body["n1"]["panel"][1]["status"], "error");
-        assert_eq!(reply.body["n1"]["panel"][1]["error"]["status"], 500);
-    }
-
-    #[test]
-    fn all_panel_failed_is_a_502_listing_each_model() {
-        let mut fake = Fake::default();
-        fake.answers.insert("a".into(), Err(500));
-        fake.answers.insert("b".into(), Err(429));
-        let ens = ensemble(&["a", "b"], &["s"]);
-        let err = block_on(complete(&fake, &ens, &request(false), &ids())).err().unwrap();
-        assert_eq!(err.status(), 502);
-        let msg = err.message();
-        assert!(msg.contains("a (HTTP 500)") && msg.contains("b (HTTP 429)"), "{msg}");
-        assert!(fake.bodies.borrow().iter().all(|(m, _)| m != "s"), "no summary call");
-    }
-
-    #[test]
-    fn never_more_than_six_calls_in_flight() {
-        let fake = Fake::default();
-        let names: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let ens = ensemble(&refs, &["s"]);
-        let reply = block_on(complete(&fake, &ens, &request(false), &ids())).unwrap();
-        assert_eq!(reply.panel_ok, 12);
-        assert_eq!(fake.max_in_flight.get(), MAX_IN_FLIGHT);
-    }
-
-    #[test]
-    fn summary_falls_back_to_the_next_model() {
-        let mut fake = Fake::default();
-        fake.answers.insert("s1".into(), Err(503));
-        let ens = ensemble(&["a"], &["s1", "s2"]);
-        let reply = block_on(complete(&fake, &ens, &request(false), &ids())).unwrap();
-        assert_eq!(reply.body["n1"]["summary"]["model"], "s2");
-        assert_eq!(reply.body["n1"]["summary"]["failed"][0]["model"], "s1");
-    }
-
-    fn stream_events(out: &[u8]) -> Vec<String> {
-        let mut p = crate::sse::Parser::new();
-        let mut ev = Vec::new();
-        p.push(out, &mut ev).unwrap();
-        ev.into_iter().map(|e| e.data).collect()
-    }
-
-    #[test]
-    fn stream_relays_summary_and_sums_usage() {
-        let mut fake = Fake::default();
-        fake.stream.insert(
-            "s".into(),
-            vec![
-                Ok(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"4\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n".to_vec()),
-                Ok(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: [DONE]\n\n".to_vec()),
-            ],
-        );
-        let ens = ensemble(&["a", "b"], &["s"]);
-        let mut sink = VecSink(vec![]);
-        block_on(stream(&fake, &ens, &request(true), &ids(), &mut sink));
-        let ev = stream_events(&sink.0);
-        assert_eq!(ev.first().map(String::as_str), Some(r#"{"choices":[{"delta":{"content":"","role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1,"id":"chatcmpl-1","model":"e","object":"chat.completion.chunk"}"#));
-        assert!(ev[1].contains("\"content\":\"4\""));
-        let usage: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
-        assert_eq!(usage["usage"]["total_tokens"], 32);
-        assert_eq!(ev.last().unwrap(), "[DONE]");
-        // The summary was asked to stream with usage.
-        let (_, body) = fake.bodies.borrow().last().cloned().unwrap();
-        assert_eq!(body["stream"], true);
-        assert_eq!(body["stream_options"]["include_usage"], true);
-    }
-
-    #[test]
-    fn broken_summary_stream_ends_with_error_then_done() {
-        let mut fake = Fake::default();
-        fake.stream.insert("s".into(), vec![Ok(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"4\"}}]}\n\n".to_vec()), Err("connection reset".into())]);
-        let ens = ensemble(&["a"], &["s"]);
-        let mut sink = VecSink(vec![]);
-        block_on(stream(&fake, &ens, &request(true), &ids(), &mut sink));
-        let ev = stream_events(&sink.0);
-        let err: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
-        assert_eq!(err["error"]["code"], "stream_error");
-        assert_eq!(ev.last().unwrap(), "[DONE]");
-    }
-
-    #[test]
-    fn stream_with_failed_panel_sends_error_event() {
-        let mut fake = Fake::default();
-        fake.answers.insert("a".into(), Err(500));
-        let ens = ensemble(&["a"], &["s"]);
-        let mut sink = VecSink(vec![]);
-        block_on(stream(&fake, &ens, &request(true), &ids(), &mut sink));
-        let ev = stream_events(&sink.0);
-        assert_eq!(ev.len(), 3);
-        let err: Value = serde_json::from_str(&ev[1]).unwrap();
-        assert_eq!(err["error"]["code"], "panel_failed");
-        assert_eq!(ev[2], "[DONE]");
-    }
-}
+mod tests;

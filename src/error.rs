@@ -13,12 +13,19 @@ pub struct Failure {
     /// HTTP status from the upstream, if it answered at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// `error` or `timeout`.
+    /// `error`, `timeout` or `cancelled`.
     pub kind: &'static str,
     pub reason: String,
+    /// The upstream's `Retry-After`, for the retry policy; not shown to clients.
+    #[serde(skip)]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Failure {
+    pub fn new(model: &str, status: Option<u16>, kind: &'static str, reason: impl Into<String>) -> Self {
+        Failure { model: model.to_owned(), status, kind, reason: reason.into(), retry_after_ms: None }
+    }
+
     pub fn describe(&self) -> String {
         match self.status {
             Some(s) => format!("{} (HTTP {}): {}", self.model, s, self.reason),
@@ -49,6 +56,8 @@ pub enum N1Error {
     PanelFailed { failures: Vec<Failure>, answered: usize, needed: usize },
     /// 502: the summary model failed.
     SummaryFailed(Vec<Failure>),
+    /// 504: the request's hard ceiling (`request_timeout_ms`) passed.
+    RequestTimeout(u64),
     /// 500: a bug or a runtime fault; the message is ours, never upstream text.
     Internal(String),
 }
@@ -69,6 +78,7 @@ impl N1Error {
             N1Error::MethodNotAllowed { .. } => 405,
             N1Error::ConfigMissing | N1Error::Config(_) | N1Error::Internal(_) => 500,
             N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) => 502,
+            N1Error::RequestTimeout(_) => 504,
         }
     }
 
@@ -78,7 +88,7 @@ impl N1Error {
             | N1Error::ModelNotFound(_)
             | N1Error::NotFound(_)
             | N1Error::MethodNotAllowed { .. } => "invalid_request_error",
-            N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) => "upstream_error",
+            N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) | N1Error::RequestTimeout(_) => "upstream_error",
             N1Error::ConfigMissing | N1Error::Config(_) | N1Error::Internal(_) => "server_error",
         }
     }
@@ -93,6 +103,7 @@ impl N1Error {
             N1Error::Config(_) => Some("config_invalid"),
             N1Error::PanelFailed { .. } => Some("panel_failed"),
             N1Error::SummaryFailed(_) => Some("summary_failed"),
+            N1Error::RequestTimeout(_) => Some("request_timeout"),
             N1Error::Internal(_) => Some("internal_error"),
         }
     }
@@ -124,6 +135,7 @@ impl N1Error {
             N1Error::SummaryFailed(f) => {
                 format!("The summary model failed. {}", join_failures(f))
             }
+            N1Error::RequestTimeout(ms) => format!("The request did not complete within its {ms} ms limit (request_timeout_ms)."),
             N1Error::Internal(m) => format!("Internal error: {m}"),
         }
     }
@@ -187,8 +199,8 @@ mod tests {
             answered: 0,
             needed: 1,
             failures: vec![
-                Failure { model: "a".into(), status: Some(500), kind: "error", reason: "boom".into() },
-                Failure { model: "b".into(), status: None, kind: "timeout", reason: "no answer in 10 s".into() },
+                Failure { model: "a".into(), status: Some(500), kind: "error", reason: "boom".into(), retry_after_ms: None },
+                Failure { model: "b".into(), status: None, kind: "timeout", reason: "no answer in 10 s".into(), retry_after_ms: None },
             ],
         };
         assert_eq!(e.status(), 502);

@@ -12,6 +12,7 @@ pub mod prompt;
 pub mod relay;
 pub mod request;
 pub mod response;
+pub mod retry;
 pub mod sse;
 pub mod usage;
 

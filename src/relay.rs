@@ -39,6 +39,7 @@ pub struct Relay {
     held: Option<Value>,
     finish_reason: Option<String>,
     done: bool,
+    sent: bool,
     /// Secrets to scrub from upstream error text.
     secrets: Vec<String>,
 }
@@ -53,12 +54,18 @@ impl Relay {
             held: None,
             finish_reason: None,
             done: false,
+            sent: false,
             secrets,
         }
     }
 
     pub fn usage(&self) -> Option<Usage> {
         self.usage
+    }
+
+    /// Whether any chunk of the answer has been written out.
+    pub fn sent_content(&self) -> bool {
+        self.sent
     }
 
     /// Feed one upstream read; whatever is ready for the client is appended to `out`.
@@ -128,6 +135,7 @@ impl Relay {
         obj.insert("created".into(), self.ids.created.into());
         obj.insert("model".into(), self.ids.model.as_str().into());
         obj.remove("system_fingerprint");
+        self.sent = true;
         if let Some(f) = finish {
             self.finish_reason = Some(f);
             if let Some(prev) = self.held.replace(v) {
@@ -184,6 +192,7 @@ mod tests {
             panel: vec![],
             panel_ok: 2,
             panel_total: 3,
+            panel_end: "all",
             summary: SummaryReport { model: "s".into(), status: "ok", latency_ms: 1, usage: None, failed: vec![] },
             degraded: true,
         }

@@ -17,6 +17,8 @@ pub struct ChatRequest {
     pub model: Option<String>,
     pub stream: bool,
     pub include_usage: bool,
+    /// `"n1": {"progress": true}`: panel progress events on the stream.
+    pub progress: bool,
 }
 
 impl ChatRequest {
@@ -52,7 +54,8 @@ pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, N1Error> {
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    Ok(ChatRequest { body, model, stream, include_usage })
+    let progress = body.get("n1").and_then(|o| o.get("progress")).and_then(Value::as_bool).unwrap_or(false);
+    Ok(ChatRequest { body, model, stream, include_usage, progress })
 }
 
 #[derive(Clone, Copy)]
@@ -93,6 +96,8 @@ const FIELDS: &[(&str, Kind)] = &[
     ("metadata", Kind::Obj),
     ("store", Kind::Bool),
     ("reasoning_effort", Kind::Str),
+    // N-1's own options; never forwarded upstream.
+    ("n1", Kind::Obj),
 ];
 
 fn type_name(k: Kind) -> &'static str {

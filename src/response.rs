@@ -89,6 +89,8 @@ pub struct MemberReport {
     /// `ok`, `error` or `timeout`.
     pub status: &'static str,
     pub latency_ms: u64,
+    /// Calls made, retries included.
+    pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +105,8 @@ pub struct N1Meta {
     /// Successful panel answers / panel size.
     pub panel_ok: usize,
     pub panel_total: usize,
+    /// How the panel phase ended: `all`, `quorum` or `timeout`.
+    pub panel_end: &'static str,
     pub summary: SummaryReport,
     /// True when fewer than all panel members contributed.
     pub degraded: bool,
@@ -111,6 +115,8 @@ pub struct N1Meta {
 #[derive(Debug, Clone, Serialize)]
 pub struct SummaryReport {
     pub model: String,
+    /// `ok`, or `best_panel_answer` when the summary failed and the first
+    /// successful panel answer (from `model`) was returned instead.
     pub status: &'static str,
     pub latency_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,6 +165,14 @@ pub fn chunk(ids: &ReplyIds, delta: Value, finish_reason: Option<&str>) -> Value
         "model": ids.model,
         "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
     })
+}
+
+/// A panel progress event, for clients that asked for them: a chunk with
+/// empty content (standard clients append nothing) and an `n1_progress` field.
+pub fn progress_chunk(ids: &ReplyIds, event: Value) -> Value {
+    let mut c = chunk(ids, json!({"content": ""}), None);
+    c["n1_progress"] = event;
+    c
 }
 
 /// The `include_usage` chunk: no choices, the summed usage.
@@ -221,6 +235,7 @@ mod tests {
             panel: vec![],
             panel_ok: 0,
             panel_total: 0,
+            panel_end: "all",
             summary: SummaryReport { model: "s".into(), status: "ok", latency_ms: 1, usage: None, failed: vec![] },
             degraded: false,
         };

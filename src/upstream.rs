@@ -1,36 +1,47 @@
-//! Edge: upstream calls through `worker::Fetch`, with a per-call timeout that
-//! aborts the fetch. Implements the ensemble's `Runtime`.
+//! Edge: upstream calls through `worker::Fetch`. Each attempt has a timeout
+//! that aborts its fetch, and every open fetch is registered so the policy can
+//! abort stragglers or everything when the client leaves (dropping a Rust
+//! future does not abort the JS fetch behind it). Implements `Runtime`.
 
+use std::cell::RefCell;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures::future::{select, Either};
 use futures::stream::{Stream, StreamExt};
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::web_sys::AbortController;
+use worker::{AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::config::ModelSpec;
 use crate::ensemble::Runtime;
 use crate::error::Failure;
 use crate::response::{self, Completion};
+use crate::retry;
 use crate::settings::Keys;
-
-/// Used when a model sets no `timeout_ms`: LLMs can take minutes on long answers.
-pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
 
 pub struct FetchRuntime {
     pub keys: Keys,
     pub secrets: Vec<String>,
+    open: RefCell<Vec<AbortController>>,
 }
 
 type Body = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>>>>;
 
 impl FetchRuntime {
-    fn failure(&self, m: &ModelSpec, status: Option<u16>, kind: &'static str, reason: String) -> Failure {
-        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-        Failure { model: m.model.clone(), status, kind, reason: response::clean_reason(&reason, &secrets) }
+    pub fn new(keys: Keys, secrets: Vec<String>) -> Self {
+        FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()) }
     }
 
-    fn request(&self, m: &ModelSpec, body: String) -> Result<Request, worker::Error> {
+    fn scrub(&self, reason: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        response::clean_reason(reason, &secrets)
+    }
+
+    fn failure(&self, m: &ModelSpec, status: Option<u16>, kind: &'static str, reason: &str) -> Failure {
+        Failure::new(&m.model, status, kind, self.scrub(reason))
+    }
+
+    fn request(&self, m: &ModelSpec, body: &str) -> Result<Request, worker::Error> {
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         if let Some(k) = self.keys.get(&m.api_key) {
@@ -44,73 +55,90 @@ impl FetchRuntime {
         Request::new_with_init(&m.endpoint, &init)
     }
 
-    /// Send, and read the status; non-2xx becomes a failure with a short reason.
-    async fn send(&self, m: &ModelSpec, body: String, signal: &worker::AbortSignal) -> Result<Response, Failure> {
-        let req = self
-            .request(m, body)
-            .map_err(|e| self.failure(m, None, "error", format!("bad request to upstream: {e}")))?;
+    /// Send, and check the status; non-2xx becomes a failure with a short reason
+    /// and the upstream's Retry-After.
+    async fn send(&self, m: &ModelSpec, body: &str, signal: &AbortSignal) -> Result<Response, Failure> {
+        let req = self.request(m, body).map_err(|e| self.failure(m, None, "error", &format!("bad request to upstream: {e}")))?;
         let mut resp = Fetch::Request(req)
             .send_with_signal(signal)
             .await
-            .map_err(|e| self.failure(m, None, "error", format!("network error: {e}")))?;
+            .map_err(|e| self.failure(m, None, "error", &format!("network error: {e}")))?;
         let status = resp.status_code();
         if !(200..300).contains(&status) {
+            let h = resp.headers();
+            let retry_after = retry_after_ms(h.get("retry-after").ok().flatten(), h.get("retry-after-ms").ok().flatten());
             let text = resp.text().await.unwrap_or_default();
             let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-            return Err(Failure { model: m.model.clone(), status: Some(status), kind: "error", reason: response::summarize_error(&text, &secrets) });
+            let mut f = Failure::new(&m.model, Some(status), "error", response::summarize_error(&text, &secrets));
+            f.retry_after_ms = retry_after;
+            return Err(f);
         }
         Ok(resp)
     }
 
-    /// Run `work` under the model's timeout; on expiry the fetch is aborted.
+    /// A registered controller for one attempt.
+    fn controller(&self) -> (AbortController, AbortSignal) {
+        let c = AbortController::new().expect("AbortController exists in workerd");
+        let mut open = self.open.borrow_mut();
+        // Finished attempts' controllers are harmless to keep; cap the list anyway.
+        if open.len() > 64 {
+            open.drain(..32);
+        }
+        open.push(c.clone());
+        let signal = AbortSignal::from(c.signal());
+        (c, signal)
+    }
+
+    /// Run `work` within `timeout_ms`; on expiry its fetch is aborted.
     async fn timed<T>(
         &self,
         m: &ModelSpec,
+        timeout_ms: u64,
+        controller: &AbortController,
         work: impl std::future::Future<Output = Result<T, Failure>>,
-        controller: AbortController,
     ) -> Result<T, Failure> {
-        let ms = m.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         let work = Box::pin(work);
-        let timer = Box::pin(Delay::from(Duration::from_millis(ms)));
+        let timer = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
         match select(work, timer).await {
             Either::Left((r, _)) => r,
             Either::Right(_) => {
                 controller.abort();
-                Err(self.failure(m, None, "timeout", format!("no answer within {ms} ms")))
+                Err(self.failure(m, None, "timeout", &format!("no answer within {timeout_ms} ms")))
             }
         }
     }
 }
 
+/// `Retry-After` (seconds or an HTTP date) or `retry-after-ms`.
+fn retry_after_ms(seconds: Option<String>, millis: Option<String>) -> Option<u64> {
+    retry::parse_retry_after(seconds.as_deref(), millis.as_deref()).or_else(|| {
+        let at = js_sys::Date::parse(seconds.as_deref()?);
+        at.is_finite().then(|| (at - js_sys::Date::now()).max(0.0) as u64)
+    })
+}
+
 impl Runtime for FetchRuntime {
     type Body = Body;
 
-    async fn complete(&self, m: &ModelSpec, body: String) -> Result<Completion, Failure> {
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        self.timed(
-            m,
-            async {
-                let mut resp = self.send(m, body, &signal).await?;
-                let status = resp.status_code();
-                let text = resp
-                    .text()
-                    .await
-                    .map_err(|e| self.failure(m, Some(status), "error", format!("reading the answer failed: {e}")))?;
-                response::parse_completion(&text).map_err(|r| self.failure(m, Some(status), "error", r))
-            },
-            controller,
-        )
-        .await
+    async fn complete(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Completion, Failure> {
+        let (controller, signal) = self.controller();
+        let work = async {
+            let mut resp = self.send(m, body, &signal).await?;
+            let status = resp.status_code();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| self.failure(m, Some(status), "error", &format!("reading the answer failed: {e}")))?;
+            response::parse_completion(&text).map_err(|r| self.failure(m, Some(status), "error", &r))
+        };
+        self.timed(m, timeout_ms, &controller, work).await
     }
 
-    async fn open_stream(&self, m: &ModelSpec, body: String) -> Result<Body, Failure> {
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let mut resp = self.timed(m, self.send(m, body, &signal), controller).await?;
-        let stream = resp
-            .stream()
-            .map_err(|e| self.failure(m, Some(resp.status_code()), "error", format!("no body: {e}")))?;
+    async fn open_stream(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Body, Failure> {
+        let (controller, signal) = self.controller();
+        let mut resp = self.timed(m, timeout_ms, &controller, self.send(m, body, &signal)).await?;
+        let status = resp.status_code();
+        let stream = resp.stream().map_err(|e| self.failure(m, Some(status), "error", &format!("no body: {e}")))?;
         Ok(Box::pin(stream.map(|r| r.map_err(|e| e.to_string()))))
     }
 
@@ -120,6 +148,16 @@ impl Runtime for FetchRuntime {
 
     async fn sleep(&self, ms: u64) {
         Delay::from(Duration::from_millis(ms)).await
+    }
+
+    fn random(&self) -> f64 {
+        js_sys::Math::random()
+    }
+
+    fn abort_in_flight(&self) {
+        for c in self.open.borrow_mut().drain(..) {
+            c.abort();
+        }
     }
 
     fn secrets(&self) -> Vec<String> {
