@@ -90,8 +90,9 @@ impl Sink for WriterSink {
             .map_err(|_| ())
     }
 
-    /// `writer.closed` rejects when the reader side is cancelled, which is what
-    /// a client disconnect does to our response body.
+    /// `writer.closed` rejects once the runtime cancels our response body.
+    /// workerd notices a disconnected client when it next writes to it, so the
+    /// keep-alive comments double as the disconnect probe while the panel works.
     fn gone(&self) -> ensemble::Gone {
         let closed = JsFuture::from(self.writer.closed());
         Box::pin(async move {

@@ -63,8 +63,9 @@ pub struct Policy {
     pub keep_alive_ms: u64,
 }
 
-/// Proxies commonly drop connections idle for 30-100 s; browsers sooner on mobile.
-pub const DEFAULT_KEEP_ALIVE_MS: u64 = 5_000;
+/// Proxies commonly drop connections idle for 30-100 s. The keep-alive write is
+/// also how a client disconnect is noticed while the panel works, so it is short.
+pub const DEFAULT_KEEP_ALIVE_MS: u64 = 3_000;
 
 impl Default for Policy {
     fn default() -> Self {

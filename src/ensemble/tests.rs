@@ -435,8 +435,7 @@ fn stream_with_failed_panel_sends_error_event() {
 fn keep_alives_while_a_slow_panel_thinks() {
     let mut fake = Fake::default().script("a", &[Step::Slow(12_000.0)]);
     fake.streams.insert("s".into(), vec![Ok(GOOD_STREAM.to_vec())]);
-    let ens = ensemble_with(&["a"], &["s"], json!({}));
-    let mut ens = ens;
+    let mut ens = ensemble_with(&["a"], &["s"], json!({"keep_alive_ms": 5000}));
     ens.panel[0].timeout_ms = Some(60_000);
     let mut sink = VecSink::new();
     block_on(stream(&fake, &ens, &request(true), &ids(), &mut sink));
@@ -448,7 +447,7 @@ fn keep_alives_while_a_slow_panel_thinks() {
 #[test]
 fn client_leaving_aborts_upstream_calls() {
     let fake = Fake::default().script("a", &[Step::Slow(12_000.0)]);
-    let mut ens = ensemble(&["a"], &["s"]);
+    let mut ens = ensemble_with(&["a"], &["s"], json!({"keep_alive_ms": 5000}));
     ens.panel[0].timeout_ms = Some(60_000);
     let mut sink = VecSink::new();
     sink.leave_after = Some(1); // the role chunk goes out; the first keep-alive fails

@@ -1,8 +1,12 @@
 // Starts the built worker (build/index.js) in workerd through Miniflare, serving
 // real HTTP on 127.0.0.1. Config and secrets are injected as bindings.
+import { readFileSync } from "node:fs";
 import { Miniflare, Log, LogLevel } from "miniflare";
 
-export const COMPAT_DATE = "2026-04-20";
+// The same compatibility settings as `wrangler dev` / deploy use.
+const toml = readFileSync(new URL("../../wrangler.toml", import.meta.url), "utf8");
+export const COMPAT_DATE = toml.match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
+const COMPAT_FLAGS = JSON.parse(toml.match(/^compatibility_flags\s*=\s*(\[.*\])/m)?.[1] ?? "[]");
 
 /** Lines the worker logged (console.log), for secret-leak checks. */
 export class CapturingLog extends Log {
@@ -30,6 +34,7 @@ export async function startWorker({ config, bindings = {}, kv = {} } = {}) {
     scriptPath: "build/index.js",
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     compatibilityDate: COMPAT_DATE,
+    compatibilityFlags: COMPAT_FLAGS,
     bindings: b,
     kvNamespaces: ["CONFIG"],
     host: "127.0.0.1",
@@ -79,10 +84,11 @@ export function parseSse(text) {
   return { events, comments };
 }
 
-export async function postChat(url, body, headers = {}) {
+export async function postChat(url, body, headers = {}, signal = undefined) {
   return fetch(`${url}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
+    signal,
   });
 }
