@@ -17,6 +17,7 @@ function config() {
       timeout: e([m("t-slow", { timeout_ms: 300, max_retries: 0 }), "t-ok"], m("t-s")),
       retry: e(["r-429", "r-500", "r-400", "r-bad"], m("r-s")),
       stream: e(["st-p"], m("st-s")),
+      stall: e(["sl-p"], m("sl-s", { timeout_ms: 400 })),
       allfail: e([m("af-1", { timeout_ms: 300 }), "af-2", "af-3"], m("af-s")),
       fallback: e(["fb-p"], [m("fb-s1", { max_retries: 0 }), m("fb-s2")]),
       quorum: e(["q-1", "q-2", "q-3"], m("q-s"), { quorum: 2 }),
@@ -117,6 +118,21 @@ for (const [fault, what] of [
     assert.ok(!finishChunk(events), "no finish_reason: the answer is not presented as complete");
   });
 }
+
+test("a summary stream that stalls ends with an error event after the model's timeout, and is aborted", async () => {
+  mock.set("sl-s", { text: "first second", chunks: 2, chunkDelayMs: 5000 });
+  const t0 = Date.now();
+  const r = await postChat(w.url, { model: "stall", stream: true, messages: user("q") });
+  const { events } = parseSse(await r.text());
+  assert.ok(Date.now() - t0 < 3000, `${Date.now() - t0} ms`);
+  // The mock stalls before its first content chunk.
+  assert.equal(streamText(events), "");
+  assert.equal(events.at(-2).error.code, "summary_failed");
+  assert.match(events.at(-2).error.message, /sent nothing for 400 ms/);
+  assert.equal(events.at(-1), "[DONE]");
+  await mock.waitFor(() => mock.requestsFor("sl-s")[0].endedAt);
+  assert.equal(mock.requestsFor("sl-s")[0].closedEarly, true, "the stalled stream was aborted");
+});
 
 test("all panel models failing in different ways: 502 / error event naming each", async () => {
   mock.set("af-1", { fault: "hang" });
