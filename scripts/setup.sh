@@ -26,6 +26,15 @@ if ! "$WASM_BINDGEN_BIN" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$N1_TOOLS_DIR"
 fi
 
+# Headless Chromium for the browser tests (`setup.sh --browser`, from test.sh):
+# Debian's package, since browser downloads from the web are not possible here.
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
+  log "installing Debian's chromium for the browser tests"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 # npm packages (wrangler, miniflare, binaryen's wasm-opt, esbuild, openai), reinstalled
 # only when package-lock.json changes.
 stamp=node_modules/.n1-lock-stamp
