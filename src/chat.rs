@@ -1,37 +1,36 @@
 //! Edge: `POST /v1/chat/completions`. Parses and routes the request, then runs
 //! the ensemble policy with the fetch runtime, in either output mode.
 
-use std::rc::Rc;
+use futures::StreamExt;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, Context, Env, Request, Response, ResponseBuilder};
 
+use crate::auth::Principal;
 use crate::config::Config;
 use crate::ensemble::{self, Sink};
 use crate::error::N1Error;
 use crate::http;
-use crate::request::parse_chat_request;
+use crate::request::{check_limits, parse_chat_request};
 use crate::response::ReplyIds;
 use crate::settings::{self, Keys};
 use crate::upstream::FetchRuntime;
 
-pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Response, N1Error> {
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| N1Error::invalid("The request body could not be read.", None))?;
+pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config, who: &Principal) -> Result<Response, N1Error> {
+    let bytes = read_body(&mut req, settings::max_body_bytes(env)).await?;
     let mut chat = parse_chat_request(&bytes)?;
+    check_limits(&chat, &settings::limits(env))?;
     // Progress events may also be asked for with a header, for clients that cannot add body fields.
     if req.headers().get("x-n1-progress").ok().flatten().is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
         chat.progress = true;
     }
-    let config: Rc<Config> = settings::config(&env).await?;
     let ens = config
         .ensemble(chat.model.as_deref())
         .ok_or_else(|| N1Error::ModelNotFound(chat.model.clone().unwrap_or_default()))?
         .clone();
-    let keys = Keys::resolve(&env, &ens)?;
+    who.check(&ens.name)?;
+    let keys = Keys::resolve(env, &ens)?;
     let secrets = keys.values(&ens);
     let rt = FetchRuntime::new(keys, secrets);
     let ids = ReplyIds {
@@ -60,7 +59,12 @@ pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Respons
         .writable()
         .get_writer()
         .map_err(|_| N1Error::Internal("could not open the stream".into()))?;
+    let test_panic = settings::flag(env, "N1_ENABLE_TEST_HOOKS")
+        && req.headers().get("x-n1-test-panic").ok().flatten().as_deref() == Some("stream");
     ctx.wait_until(async move {
+        if test_panic {
+            panic!("test hook: deliberate panic mid-stream");
+        }
         let mut sink = WriterSink { writer };
         ensemble::stream(&rt, &ens, &chat, &ids, &mut sink).await;
         let _ = JsFuture::from(sink.writer.close()).await;
@@ -74,6 +78,26 @@ pub async fn handle(mut req: Request, env: Env, ctx: &Context) -> Result<Respons
         .map_err(|_| N1Error::Internal("could not build headers".into()))?
         .stream(ts.readable());
     Ok(resp)
+}
+
+/// The body, refused with 413 past `max` bytes: from `content-length` before
+/// reading, and while reading when it is absent (chunked uploads).
+async fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, N1Error> {
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(N1Error::PayloadTooLarge(max));
+    }
+    let unreadable = || N1Error::invalid("The request body could not be read.", None);
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let Ok(mut stream) = req.stream() else { return Ok(body) };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| unreadable())?;
+        if body.len() as u64 + chunk.len() as u64 > max {
+            return Err(N1Error::PayloadTooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 struct WriterSink {

@@ -109,14 +109,22 @@ impl Config {
     }
 }
 
-pub fn parse_config(text: &str) -> Result<Config, String> {
+/// Operator switches that shape what a config may contain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfigOptions {
+    /// `N1_ALLOW_INSECURE_UPSTREAMS=true`: plain-http loopback endpoints, for
+    /// local development and tests.
+    pub allow_insecure_upstreams: bool,
+}
+
+pub fn parse_config(text: &str, opts: ConfigOptions) -> Result<Config, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| redact(&e.to_string()))?;
     let Value::Object(obj) = &value else {
         return Err("the configuration must be a JSON object".into());
     };
     let legacy = obj.contains_key("summary_model") || obj.get("models").is_some_and(Value::is_array);
     let config = if legacy { parse_legacy(value)? } else { parse_native(value)? };
-    validate(&config)?;
+    validate(&config, opts)?;
     Ok(config)
 }
 
@@ -350,7 +358,7 @@ fn normalize_endpoint(endpoint: &str) -> String {
     }
 }
 
-fn validate(config: &Config) -> Result<(), String> {
+fn validate(config: &Config, opts: ConfigOptions) -> Result<(), String> {
     if config.ensemble(None).is_none() {
         return Err(format!(
             "`default_ensemble` is `{}`, which `ensembles` does not define",
@@ -380,9 +388,7 @@ fn validate(config: &Config) -> Result<(), String> {
         for (role, list) in [("panel", &e.panel), ("summary", &e.summary)] {
             for (i, m) in list.iter().enumerate() {
                 let at = format!("ensembles.{}.{role}[{i}]", e.name);
-                if !valid_url(&m.endpoint) {
-                    return Err(format!("{at}: `endpoint` must be an http(s) URL"));
-                }
+                check_endpoint(&m.endpoint, opts).map_err(|e| format!("{at}: {e}"))?;
                 if m.model.is_empty() {
                     return Err(format!("{at}: `model` must not be empty"));
                 }
@@ -402,12 +408,34 @@ fn validate(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn valid_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else {
-        return false;
+/// Endpoints come only from the operator's config (never from a request), and
+/// must be https; plain http only to this machine, and only when allowed.
+fn check_endpoint(url: &str, opts: ConfigOptions) -> Result<(), String> {
+    let (secure, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(r), _) => (true, r),
+        (None, Some(r)) => (false, r),
+        _ => return Err("`endpoint` must be an https:// URL".into()),
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    !host.is_empty() && !url.chars().any(char::is_whitespace)
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || url.chars().any(char::is_whitespace) || authority.contains('@') {
+        return Err("`endpoint` is not a valid URL".into());
+    }
+    if secure {
+        return Ok(());
+    }
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
+    if !loopback {
+        return Err("`endpoint` must be https:// (plain http is only for loopback addresses in development)".into());
+    }
+    if !opts.allow_insecure_upstreams {
+        return Err("`endpoint` uses plain http to a loopback address, which needs N1_ALLOW_INSECURE_UPSTREAMS=true (development and tests only)".into());
+    }
+    Ok(())
 }
 
 /// The `/v1/models` description of an ensemble (an `n1` field OpenAI clients ignore).
@@ -449,7 +477,7 @@ mod tests {
 
     #[test]
     fn parses_native_config_with_named_and_inline_models() {
-        let c = parse_config(&native().to_string()).unwrap();
+        let c = parse_config(&native().to_string(), ConfigOptions::default()).unwrap();
         assert_eq!(c.default_ensemble, "council");
         let e = c.ensemble(None).unwrap();
         assert_eq!(e.panel.len(), 2);
@@ -465,7 +493,7 @@ mod tests {
     fn default_is_first_ensemble_when_unset() {
         let mut v = native();
         v.as_object_mut().unwrap().remove("default_ensemble");
-        let c = parse_config(&v.to_string()).unwrap();
+        let c = parse_config(&v.to_string(), ConfigOptions::default()).unwrap();
         assert_eq!(c.default_ensemble, "council");
     }
 
@@ -480,7 +508,7 @@ mod tests {
             "summary_model": {"endpoint": "https://x.test/v1/chat/completions", "bearer_token": "k3", "model_name": "s", "temperature": 0.1, "summary_prompt": "Summarize.", "timeout": 150},
             "stream_status_feedback": true
         }"#;
-        let c = parse_config(text).unwrap();
+        let c = parse_config(text, ConfigOptions::default()).unwrap();
         assert_eq!(c.default_ensemble, LEGACY_ENSEMBLE);
         let e = c.ensemble(None).unwrap();
         assert_eq!(e.panel[0].api_key, ApiKey::Literal("k1".into()));
@@ -495,8 +523,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        let err = |v: Value| parse_config(&v.to_string()).unwrap_err();
-        assert!(parse_config("{").unwrap_err().contains("EOF"));
+        let err = |v: Value| parse_config(&v.to_string(), ConfigOptions::default()).unwrap_err();
+        assert!(parse_config("{", ConfigOptions::default()).unwrap_err().contains("EOF"));
         assert!(err(json!({"ensembles": {}})).contains("at least one"));
         assert!(err(json!({"ensembles": {"e": {"panel": ["zz"], "summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("`zz`"));
         assert!(err(json!({"default_ensemble": "x", "ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("`x`"));
@@ -509,32 +537,48 @@ mod tests {
         let m = json!({"endpoint": "https://a.test", "model": "m"});
         let ok = json!({"ensembles": {"e": {"panel": [m, m, m], "summary": m, "min_panel": 2, "quorum": 2,
             "panel_timeout_ms": 900, "request_timeout_ms": 5000, "on_summary_failure": "best_panel_answer", "progress": true}}});
-        let c = parse_config(&ok.to_string()).unwrap();
+        let c = parse_config(&ok.to_string(), ConfigOptions::default()).unwrap();
         let p = &c.ensembles[0].policy;
         assert_eq!((p.min_panel, p.quorum, p.panel_timeout_ms, p.request_timeout_ms), (2, Some(2), Some(900), 5000));
         assert_eq!(p.on_summary_failure, OnSummaryFailure::BestPanelAnswer);
         assert!(p.progress);
-        let d = parse_config(&json!({"ensembles": {"e": {"panel": [m], "summary": m}}}).to_string()).unwrap();
+        let d = parse_config(&json!({"ensembles": {"e": {"panel": [m], "summary": m}}}).to_string(), ConfigOptions::default()).unwrap();
         assert_eq!(d.ensembles[0].policy, Policy::default());
         for bad in [json!({"min_panel": 4}), json!({"min_panel": 0}), json!({"quorum": 1, "min_panel": 2}), json!({"quorum": 9}),
                     json!({"on_summary_failure": "shrug"}), json!({"request_timeout_ms": 0})] {
             let mut e = json!({"panel": [m, m, m], "summary": m});
             e.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
-            assert!(parse_config(&json!({"ensembles": {"e": e}}).to_string()).is_err(), "{bad}");
+            assert!(parse_config(&json!({"ensembles": {"e": e}}).to_string(), ConfigOptions::default()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn legacy_status_feedback_turns_on_progress_events() {
         let text = r#"{"models": [{"endpoint": "https://x.test", "model_name": "a"}], "summary_model": {"endpoint": "https://x.test", "model_name": "s"}, "stream_status_feedback": true}"#;
-        assert!(parse_config(text).unwrap().ensembles[0].policy.progress);
+        assert!(parse_config(text, ConfigOptions::default()).unwrap().ensembles[0].policy.progress);
+    }
+
+    #[test]
+    fn endpoints_must_be_https_except_allowed_loopback() {
+        let cfg = |ep: &str| json!({"ensembles": {"e": {"summary": {"endpoint": ep, "model": "m"}}}}).to_string();
+        let strict = ConfigOptions::default();
+        let dev = ConfigOptions { allow_insecure_upstreams: true };
+        assert!(parse_config(&cfg("https://api.test/v1"), strict).is_ok());
+        for ep in ["http://127.0.0.1:9000/v1", "http://localhost/v1", "http://[::1]:8080"] {
+            assert!(parse_config(&cfg(ep), strict).unwrap_err().contains("N1_ALLOW_INSECURE_UPSTREAMS"), "{ep}");
+            assert!(parse_config(&cfg(ep), dev).is_ok(), "{ep}");
+        }
+        for ep in ["http://api.test/v1", "http://10.0.0.1/v1", "http://localhost.evil.test/v1", "http://127.0.0.1@evil.test/"] {
+            assert!(parse_config(&cfg(ep), dev).is_err(), "{ep}");
+        }
+        assert!(parse_config(&cfg("file:///etc/passwd"), dev).is_err());
     }
 
     #[test]
     fn errors_never_quote_string_values() {
         // A key pasted into a numeric field must not be echoed back.
         let text = r#"{"models": [], "summary_model": {"endpoint": "https://a.test", "model_name": "s", "temperature": "sk-SECRET"}}"#;
-        let e = parse_config(text).unwrap_err();
+        let e = parse_config(text, ConfigOptions::default()).unwrap_err();
         assert!(!e.contains("sk-SECRET"), "{e}");
         assert!(e.contains("a string"), "{e}");
     }

@@ -42,6 +42,20 @@ pub enum N1Error {
         param: Option<String>,
         code: Option<&'static str>,
     },
+    /// 401: no key sent.
+    MissingKey,
+    /// 401: the key is not one of ours.
+    InvalidKey,
+    /// 401: the operator configured no keys and did not allow anonymous use.
+    AuthNotConfigured,
+    /// 403: the key may not do this.
+    Forbidden(String),
+    /// 403: a browser origin not on `N1_CORS_ORIGINS`.
+    OriginNotAllowed,
+    /// 413: the body is larger than `N1_MAX_BODY_BYTES`.
+    PayloadTooLarge(u64),
+    /// 429: over the rate limit; retry after this many seconds.
+    RateLimited(u64),
     /// 404: the `model` field names no ensemble.
     ModelNotFound(String),
     /// 404: no such route.
@@ -74,6 +88,10 @@ impl N1Error {
     pub fn status(&self) -> u16 {
         match self {
             N1Error::InvalidRequest { .. } => 400,
+            N1Error::MissingKey | N1Error::InvalidKey | N1Error::AuthNotConfigured => 401,
+            N1Error::Forbidden(_) | N1Error::OriginNotAllowed => 403,
+            N1Error::PayloadTooLarge(_) => 413,
+            N1Error::RateLimited(_) => 429,
             N1Error::ModelNotFound(_) | N1Error::NotFound(_) => 404,
             N1Error::MethodNotAllowed { .. } => 405,
             N1Error::ConfigMissing | N1Error::Config(_) | N1Error::Internal(_) => 500,
@@ -87,7 +105,13 @@ impl N1Error {
             N1Error::InvalidRequest { .. }
             | N1Error::ModelNotFound(_)
             | N1Error::NotFound(_)
-            | N1Error::MethodNotAllowed { .. } => "invalid_request_error",
+            | N1Error::MethodNotAllowed { .. }
+            | N1Error::PayloadTooLarge(_)
+            | N1Error::MissingKey
+            | N1Error::InvalidKey
+            | N1Error::AuthNotConfigured => "invalid_request_error",
+            N1Error::Forbidden(_) | N1Error::OriginNotAllowed => "permission_error",
+            N1Error::RateLimited(_) => "rate_limit_error",
             N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) | N1Error::RequestTimeout(_) => "upstream_error",
             N1Error::ConfigMissing | N1Error::Config(_) | N1Error::Internal(_) => "server_error",
         }
@@ -97,6 +121,12 @@ impl N1Error {
         match self {
             N1Error::InvalidRequest { code, .. } => *code,
             N1Error::ModelNotFound(_) => Some("model_not_found"),
+            N1Error::MissingKey | N1Error::InvalidKey => Some("invalid_api_key"),
+            N1Error::AuthNotConfigured => Some("auth_not_configured"),
+            N1Error::Forbidden(_) => Some("model_not_allowed"),
+            N1Error::OriginNotAllowed => Some("origin_not_allowed"),
+            N1Error::PayloadTooLarge(_) => Some("request_too_large"),
+            N1Error::RateLimited(_) => Some("rate_limit_exceeded"),
             N1Error::NotFound(_) => Some("not_found"),
             N1Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
             N1Error::ConfigMissing => Some("config_missing"),
@@ -119,6 +149,13 @@ impl N1Error {
     pub fn message(&self) -> String {
         match self {
             N1Error::InvalidRequest { message, .. } => message.clone(),
+            N1Error::MissingKey => "No API key provided. Send it as `Authorization: Bearer <key>` (or `x-api-key`).".into(),
+            N1Error::InvalidKey => "Incorrect API key provided.".into(),
+            N1Error::AuthNotConfigured => "This N-1 deployment has no access keys configured, so it refuses every request. The operator must set the N1_API_KEYS secret, or N1_ALLOW_ANONYMOUS=true to let anyone use it.".into(),
+            N1Error::Forbidden(m) => m.clone(),
+            N1Error::OriginNotAllowed => "This browser origin is not allowed (N1_CORS_ORIGINS).".into(),
+            N1Error::PayloadTooLarge(limit) => format!("The request body is larger than the {limit}-byte limit."),
+            N1Error::RateLimited(s) => format!("Rate limit reached for this key; retry after {s} s."),
             N1Error::ModelNotFound(m) => format!(
                 "The model `{m}` does not exist: it names no ensemble. GET /v1/models lists the ensembles."
             ),

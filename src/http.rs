@@ -16,8 +16,17 @@ pub fn json(status: u16, body: &serde_json::Value) -> Response {
 /// The one place an `N1Error` becomes an HTTP response.
 pub fn error(e: &N1Error) -> Response {
     let resp = json(e.status(), &e.body());
-    if let N1Error::MethodNotAllowed { allowed, .. } = e {
-        let _ = resp.headers().set("allow", allowed);
+    match e {
+        N1Error::MethodNotAllowed { allowed, .. } => {
+            let _ = resp.headers().set("allow", allowed);
+        }
+        N1Error::RateLimited(s) => {
+            let _ = resp.headers().set("retry-after", &s.to_string());
+        }
+        N1Error::MissingKey | N1Error::InvalidKey | N1Error::AuthNotConfigured => {
+            let _ = resp.headers().set("www-authenticate", "Bearer");
+        }
+        _ => {}
     }
     resp
 }

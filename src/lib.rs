@@ -5,7 +5,9 @@
 //! host and are unit-tested with `cargo test`; the edge glue below them exists
 //! only in the wasm build.
 
+pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod ensemble;
 pub mod error;
 pub mod prompt;
@@ -16,6 +18,8 @@ pub mod retry;
 pub mod sse;
 pub mod usage;
 
+#[cfg(target_arch = "wasm32")]
+mod access;
 #[cfg(target_arch = "wasm32")]
 mod chat;
 #[cfg(target_arch = "wasm32")]
@@ -32,35 +36,92 @@ mod entry {
     use worker::{console_log, event, js_sys, Context, Env, Method, Request, Response, Result};
 
     use crate::error::N1Error;
-    use crate::{chat, http, models};
+    use crate::{access, chat, http, models, settings};
 
-    /// Every request enters here: route, run, map errors, tag with a request id.
+    /// Every request enters here: CORS, then the route, errors mapped to
+    /// OpenAI error objects in one place, a request id on every reply.
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         let started = js_sys::Date::now();
         let request_id = http::random_id("req_");
         let method = req.method();
         let path = req.path();
-        // `/v1` is optional: some clients are configured with the bare host as base URL.
-        let route = path.strip_prefix("/v1").unwrap_or(&path);
-        let result = match (route, &method) {
-            ("/chat/completions", Method::Post) => chat::handle(req, env, &ctx).await,
-            ("/models", Method::Get) => models::handle(&env).await,
-            ("/chat/completions", m) => Err(N1Error::MethodNotAllowed { method: m.to_string(), allowed: "POST" }),
-            ("/models", m) => Err(N1Error::MethodNotAllowed { method: m.to_string(), allowed: "GET" }),
-            _ => Err(N1Error::NotFound(path.clone())),
+        let mut who = String::from("-");
+        let resp = if method == Method::Options {
+            access::preflight(&req, &env)
+        } else {
+            match access::check_origin(&req, &env) {
+                Err(e) => http::error(&e),
+                Ok(origin) => {
+                    let resp = route(req, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(&e));
+                    if let Some(o) = origin {
+                        access::add_cors(&resp, &o);
+                    }
+                    resp
+                }
+            }
         };
-        let resp = result.unwrap_or_else(|e| http::error(&e));
         let _ = resp.headers().set("x-request-id", &request_id);
-        // One line per request; never headers or bodies, which carry keys.
+        // One line per request: never headers, bodies or keys, only the key's name.
         console_log!(
-            "{} {} {} {} {}ms",
+            "{} {} {} {} {}ms {}",
             request_id,
             method.to_string(),
             path,
             resp.status_code(),
-            (js_sys::Date::now() - started) as u64
+            (js_sys::Date::now() - started) as u64,
+            who
         );
         Ok(resp)
+    }
+
+    /// Tell worker/entry.mjs about a panic: the trapped instance cannot settle
+    /// its requests, so the wrapper fails them with OpenAI-shaped errors.
+    fn chain_panic_hook() {
+        use std::sync::Once;
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let global = js_sys::global();
+                if let Ok(f) = js_sys::Reflect::get(&global, &"__n1_on_panic".into()) {
+                    if let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f) {
+                        let _ = f.call0(&global);
+                    }
+                }
+                previous(info);
+            }));
+        });
+    }
+
+    async fn route(req: Request, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
+        chain_panic_hook();
+        // Test-only (off unless the operator sets N1_ENABLE_TEST_HOOKS): proves
+        // that a panic still ends in a JSON error.
+        if settings::flag(env, "N1_ENABLE_TEST_HOOKS") && req.headers().get("x-n1-test-panic").ok().flatten().as_deref() == Some("now") {
+            panic!("test hook: deliberate panic");
+        }
+        let path = req.path();
+        // `/v1` is optional: some clients are configured with the bare host as base URL.
+        let route = path.strip_prefix("/v1").unwrap_or(&path);
+        let method = req.method();
+        match (route, &method) {
+            ("/chat/completions", Method::Post) | ("/models", Method::Get) => {
+                // Who is calling comes before any config detail or upstream call.
+                let config = settings::config(env).await;
+                let who = access::authenticate(&req, env, &config)?;
+                *who_label = who.label.clone();
+                let config = config?;
+                access::rate_limit(&req, env, &who).await?;
+                if route == "/models" {
+                    Ok(models::handle(&config, &who))
+                } else {
+                    chat::handle(req, env, ctx, &config, &who).await
+                }
+            }
+            ("/chat/completions", m) => Err(N1Error::MethodNotAllowed { method: m.to_string(), allowed: "POST" }),
+            ("/models", m) => Err(N1Error::MethodNotAllowed { method: m.to_string(), allowed: "GET" }),
+            _ => Err(N1Error::NotFound(path.clone())),
+        }
     }
 }

@@ -1,17 +1,18 @@
 //! Edge: `GET /v1/models`, the ensembles in OpenAI's list format.
 
 use serde_json::{json, Value};
-use worker::{Env, Response};
+use worker::Response;
 
-use crate::config;
-use crate::error::N1Error;
-use crate::{http, settings};
+use crate::auth::Principal;
+use crate::config::{self, Config};
+use crate::http;
 
-pub async fn handle(env: &Env) -> Result<Response, N1Error> {
-    let cfg = settings::config(env).await?;
+/// Only the ensembles the caller's key may use.
+pub fn handle(cfg: &Config, who: &Principal) -> Response {
     let data: Vec<Value> = cfg
         .ensembles
         .iter()
+        .filter(|e| who.may_use(&e.name))
         .map(|e| {
             json!({
                 "id": e.name,
@@ -22,5 +23,5 @@ pub async fn handle(env: &Env) -> Result<Response, N1Error> {
             })
         })
         .collect();
-    Ok(http::json(200, &json!({"object": "list", "data": data})))
+    http::json(200, &json!({"object": "list", "data": data}))
 }

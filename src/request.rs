@@ -247,6 +247,51 @@ fn validate_messages(messages: Option<&Value>) -> Result<(), N1Error> {
     Ok(())
 }
 
+/// Caps on what one request may carry, beyond the body size.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_messages: usize,
+    /// Characters of text over all messages (image data is not text).
+    pub max_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_messages: 1_000, max_chars: 1_000_000 }
+    }
+}
+
+pub fn check_limits(req: &ChatRequest, limits: &Limits) -> Result<(), N1Error> {
+    let messages = req.messages();
+    if messages.len() > limits.max_messages {
+        return Err(N1Error::InvalidRequest {
+            message: format!("Too many messages: {} (the limit is {}).", messages.len(), limits.max_messages),
+            param: Some("messages".into()),
+            code: Some("too_many_messages"),
+        });
+    }
+    let mut chars = 0usize;
+    for m in messages {
+        chars += match m.get("content") {
+            Some(Value::String(s)) => s.chars().count(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .map(|t| t.chars().count())
+                .sum(),
+            _ => 0,
+        };
+    }
+    if chars > limits.max_chars {
+        return Err(N1Error::InvalidRequest {
+            message: format!("The messages hold {chars} characters of text; the limit is {}.", limits.max_chars),
+            param: Some("messages".into()),
+            code: Some("too_much_text"),
+        });
+    }
+    Ok(())
+}
+
 /// Text of a message's content: the string, or the text parts of an array joined.
 pub fn content_text(content: &Value) -> String {
     match content {
@@ -428,6 +473,16 @@ mod tests {
         let e = parse(json!({"n": 2, "messages": [{"role": "user", "content": "x"}]})).unwrap_err();
         assert_eq!(e.body()["error"]["code"], "unsupported_value");
         parse(json!({"n": 1, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+    }
+
+    #[test]
+    fn limits_on_messages_and_text() {
+        let r = parse(json!({"messages": [{"role": "user", "content": "héllo"}, {"role": "user", "content": [{"type": "text", "text": "abc"}, {"type": "image_url", "image_url": {"url": "data:xxxxxxxxxxxx"}}]}]})).unwrap();
+        check_limits(&r, &Limits { max_messages: 2, max_chars: 8 }).unwrap();
+        let e = check_limits(&r, &Limits { max_messages: 1, max_chars: 100 }).unwrap_err();
+        assert_eq!(e.body()["error"]["code"], "too_many_messages");
+        let e = check_limits(&r, &Limits { max_messages: 5, max_chars: 7 }).unwrap_err();
+        assert_eq!(e.body()["error"]["code"], "too_much_text");
     }
 
     #[test]

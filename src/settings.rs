@@ -1,5 +1,7 @@
-//! Edge: the configuration (KV `CONFIG`/`config`, else the `N1_CONFIG` var or
-//! secret), parsed once and cached per isolate, and the API keys it names.
+//! Edge: everything read from the environment. The configuration (KV
+//! `CONFIG`/`config`, else the `N1_CONFIG` var or secret), parsed once and
+//! cached per isolate; the provider keys it names; the operator's switches and
+//! limits.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,7 +9,9 @@ use std::rc::Rc;
 
 use worker::Env;
 
-use crate::config::{parse_config, ApiKey, Config, Ensemble};
+use crate::auth::{parse_keys, ClientKey};
+use crate::config::{parse_config, ApiKey, Config, ConfigOptions, Ensemble};
+use crate::request::Limits;
 use crate::error::N1Error;
 
 /// How long an isolate trusts its copy before looking at KV/vars again.
@@ -34,7 +38,10 @@ pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
     let same = CACHE.with(|c| c.borrow().as_ref().filter(|c| c.raw == raw).map(|c| c.parsed.clone()));
     let parsed = match same {
         Some(p) => p,
-        None => Rc::new(parse_config(&raw).map_err(N1Error::Config)?),
+        None => {
+            let opts = ConfigOptions { allow_insecure_upstreams: flag(env, "N1_ALLOW_INSECURE_UPSTREAMS") };
+            Rc::new(parse_config(&raw, opts).map_err(N1Error::Config)?)
+        }
     };
     CACHE.with(|c| *c.borrow_mut() = Some(Cached { raw, parsed: parsed.clone(), at: now }));
     Ok(parsed)
@@ -55,6 +62,38 @@ async fn read_raw(env: &Env) -> Result<Option<String>, N1Error> {
         // A `[vars]` table in wrangler.toml arrives as an object.
         env.object_var::<serde_json::Value>("N1_CONFIG").ok().filter(|v| v.is_object()).map(|v| v.to_string())
     }))
+}
+
+/// `true`, `1` or `yes`.
+pub fn flag(env: &Env, name: &str) -> bool {
+    string_binding(env, name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+fn number(env: &Env, name: &str, default: u64) -> u64 {
+    string_binding(env, name).and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(default)
+}
+
+/// `N1_MAX_BODY_BYTES`, default 1 MiB.
+pub fn max_body_bytes(env: &Env) -> u64 {
+    number(env, "N1_MAX_BODY_BYTES", 1 << 20)
+}
+
+/// `N1_MAX_MESSAGES` and `N1_MAX_CHARS`.
+pub fn limits(env: &Env) -> Limits {
+    let d = Limits::default();
+    Limits {
+        max_messages: number(env, "N1_MAX_MESSAGES", d.max_messages as u64) as usize,
+        max_chars: number(env, "N1_MAX_CHARS", d.max_chars as u64) as usize,
+    }
+}
+
+/// The client access keys (`N1_API_KEYS`); a malformed value is a 500 that
+/// never quotes it.
+pub fn client_keys(env: &Env) -> Result<Vec<ClientKey>, N1Error> {
+    match string_binding(env, "N1_API_KEYS") {
+        None => Ok(Vec::new()),
+        Some(text) => parse_keys(&text).map_err(N1Error::Config),
+    }
 }
 
 /// A secret or a plain-text var.

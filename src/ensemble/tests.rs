@@ -182,7 +182,7 @@ fn ensemble_with(panel: &[&str], summary: &[&str], policy: Value) -> Ensemble {
         "summary": summary.iter().map(m).collect::<Vec<_>>(),
     });
     e.as_object_mut().unwrap().extend(policy.as_object().unwrap().clone());
-    parse_config(&json!({"ensembles": {"e": e}}).to_string()).unwrap().ensembles.remove(0)
+    parse_config(&json!({"ensembles": {"e": e}}).to_string(), crate::config::ConfigOptions::default()).unwrap().ensembles.remove(0)
 }
 
 fn ensemble(panel: &[&str], summary: &[&str]) -> Ensemble {

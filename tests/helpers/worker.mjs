@@ -25,18 +25,27 @@ export class CapturingLog extends Log {
  * @param {object} [opts.bindings]       extra vars/secrets
  * @param {object} [opts.kv]             initial CONFIG KV contents
  */
-export async function startWorker({ config, bindings = {}, kv = {} } = {}) {
+/** Test defaults: plain-http loopback upstreams (the mock) and no access keys. */
+export const TEST_BINDINGS = { N1_ALLOW_INSECURE_UPSTREAMS: "true", N1_ALLOW_ANONYMOUS: "true" };
+
+export async function startWorker({ config, bindings = {}, kv = {}, ratelimits } = {}) {
   const log = new CapturingLog();
-  const b = { ...bindings };
+  const b = { ...TEST_BINDINGS, ...bindings };
+  for (const [k, v] of Object.entries(b)) if (v === undefined) delete b[k];
   if (config !== undefined) b.N1_CONFIG = typeof config === "string" ? config : JSON.stringify(config);
   const mf = new Miniflare({
     modules: true,
-    scriptPath: "build/index.js",
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    scriptPath: "worker/entry.mjs",
+    modulesRoot: ".",
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
     compatibilityDate: COMPAT_DATE,
     compatibilityFlags: COMPAT_FLAGS,
     bindings: b,
     kvNamespaces: ["CONFIG"],
+    ...(ratelimits ? { ratelimits } : {}),
     host: "127.0.0.1",
     port: 0,
     cf: false,

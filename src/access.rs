@@ -1,0 +1,89 @@
+//! Edge: who may call. Browser origins (CORS), client keys, rate limits; all
+//! decided before any upstream call is made.
+
+use worker::{Env, Request, Response};
+
+use crate::auth::{self, AuthSetup, Principal};
+use crate::config::Config;
+use crate::cors::CorsPolicy;
+use crate::error::N1Error;
+use crate::settings;
+
+/// Rate limit window of the `RATE_LIMITER` binding (wrangler.toml), for Retry-After.
+const RATE_PERIOD_S: u64 = 60;
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// `scheme://host[:port]` of the request URL. String slicing on purpose:
+/// `Request::url()` would link the `url` crate's IDNA tables (~200 KB of Wasm).
+fn own_origin(req: &Request) -> String {
+    let url = req.inner().url();
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_owned()
+}
+
+/// The request's `Origin` if it is allowed; `Err` if it is a browser origin we
+/// refuse. Refusing (rather than only withholding CORS headers) matters: a
+/// "simple" cross-site POST needs no preflight and would otherwise spend money.
+pub fn check_origin(req: &Request, env: &Env) -> Result<Option<String>, N1Error> {
+    let Some(origin) = header(req, "origin") else { return Ok(None) };
+    let policy = CorsPolicy::parse(settings::string_binding(env, "N1_CORS_ORIGINS").as_deref());
+    if policy.allows(&origin, &own_origin(req)) {
+        Ok(Some(origin))
+    } else {
+        Err(N1Error::OriginNotAllowed)
+    }
+}
+
+/// `OPTIONS`: answered here, without auth and without any upstream call.
+pub fn preflight(req: &Request, env: &Env) -> Response {
+    match check_origin(req, env) {
+        Ok(Some(origin)) => {
+            let resp = Response::empty().expect("empty response").with_status(204);
+            let h = resp.headers();
+            for (k, v) in CorsPolicy::preflight_headers(&origin, header(req, "access-control-request-headers").as_deref()) {
+                let _ = h.set(k, &v);
+            }
+            resp
+        }
+        Ok(None) => Response::empty().expect("empty response").with_status(204),
+        Err(e) => crate::http::error(&e),
+    }
+}
+
+pub fn add_cors(resp: &Response, origin: &str) {
+    let h = resp.headers();
+    for (k, v) in CorsPolicy::reply_headers(origin) {
+        let _ = h.set(k, &v);
+    }
+}
+
+/// The caller, from its key. `config` is passed even when it failed to load, so
+/// that an unauthenticated client sees a 401, not the operator's config error.
+pub fn authenticate(req: &Request, env: &Env, config: &Result<std::rc::Rc<Config>, N1Error>) -> Result<Principal, N1Error> {
+    let keys = settings::client_keys(env)?;
+    let legacy = config.as_ref().ok().and_then(|c| c.legacy_client_key.as_deref().map(|k| (k, c.default_ensemble.as_str())));
+    let setup = AuthSetup { keys: &keys, legacy_key: legacy, allow_anonymous: settings::flag(env, "N1_ALLOW_ANONYMOUS") };
+    let authorization = header(req, "authorization");
+    let x_api_key = header(req, "x-api-key");
+    auth::authenticate(&setup, auth::presented_key(authorization.as_deref(), x_api_key.as_deref()))
+}
+
+/// Per key, or per client IP for anonymous callers, with the `RATE_LIMITER`
+/// binding when it is configured.
+pub async fn rate_limit(req: &Request, env: &Env, who: &Principal) -> Result<(), N1Error> {
+    let Ok(limiter) = env.rate_limiter("RATE_LIMITER") else { return Ok(()) };
+    let key = if who.anonymous {
+        format!("ip:{}", header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into()))
+    } else {
+        who.label.clone()
+    };
+    match limiter.limit(key).await {
+        Ok(outcome) if !outcome.success => Err(N1Error::RateLimited(RATE_PERIOD_S)),
+        // A limiter fault must not take the endpoint down.
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,213 @@
+//! Client access keys: parsing `N1_API_KEYS`, finding the caller's key in
+//! constant time, and which ensembles it may use.
+
+use serde::Deserialize;
+
+use crate::error::N1Error;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ClientKey {
+    pub key: String,
+    /// Shown in logs and used for rate limiting; never the key itself.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Ensembles this key may use; absent: all.
+    #[serde(default)]
+    pub ensembles: Option<Vec<String>>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// A label for logs and rate limits (`key:<name>` or `anonymous`).
+    pub label: String,
+    pub ensembles: Option<Vec<String>>,
+    pub anonymous: bool,
+}
+
+impl Principal {
+    pub fn may_use(&self, ensemble: &str) -> bool {
+        self.ensembles.as_ref().is_none_or(|list| list.iter().any(|e| e == ensemble))
+    }
+
+    pub fn check(&self, ensemble: &str) -> Result<(), N1Error> {
+        if self.may_use(ensemble) {
+            Ok(())
+        } else {
+            Err(N1Error::Forbidden(format!("This API key may not use the ensemble `{ensemble}`.")))
+        }
+    }
+}
+
+/// `N1_API_KEYS`: a JSON array of `{"key", "name", "ensembles"}` objects or of
+/// strings, or plain keys separated by commas, spaces or new lines.
+pub fn parse_keys(text: &str) -> Result<Vec<ClientKey>, String> {
+    let t = text.trim();
+    let keys: Vec<ClientKey> = if t.starts_with('[') {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            Plain(String),
+            Full(ClientKey),
+        }
+        let entries: Vec<Entry> = serde_json::from_str(t).map_err(|_| {
+            "N1_API_KEYS is not a valid JSON array of keys or {\"key\", \"name\", \"ensembles\"} objects".to_owned()
+        })?;
+        entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Plain(key) => ClientKey { key, name: None, ensembles: None },
+                Entry::Full(k) => k,
+            })
+            .collect()
+    } else {
+        t.split([',', '\n', ' ', '\t', '\r'])
+            .filter(|k| !k.is_empty())
+            .map(|k| ClientKey { key: k.to_owned(), name: None, ensembles: None })
+            .collect()
+    };
+    if keys.iter().any(|k| k.key.len() < 8) {
+        return Err("N1_API_KEYS holds a key shorter than 8 characters".into());
+    }
+    Ok(keys)
+}
+
+/// The key the client sent: `Authorization: Bearer <key>`, else `x-api-key`.
+pub fn presented_key<'a>(authorization: Option<&'a str>, x_api_key: Option<&'a str>) -> Option<&'a str> {
+    let bearer = authorization.and_then(|h| {
+        let h = h.trim();
+        let (scheme, rest) = h.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    });
+    bearer.or(x_api_key.map(str::trim)).filter(|k| !k.is_empty())
+}
+
+/// Equality whose time depends only on the lengths, not on where bytes differ.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u64;
+    let n = a.len().max(b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= (x ^ y) as u64;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+pub struct AuthSetup<'a> {
+    pub keys: &'a [ClientKey],
+    /// An original N-1 config's `api_bearer_token`: a key for its ensemble.
+    pub legacy_key: Option<(&'a str, &'a str)>,
+    pub allow_anonymous: bool,
+}
+
+/// Decide who the caller is. Every configured key is compared (no early exit),
+/// so timing does not tell which key, or how much of one, matched.
+pub fn authenticate(setup: &AuthSetup, presented: Option<&str>) -> Result<Principal, N1Error> {
+    let no_keys = setup.keys.is_empty() && setup.legacy_key.is_none();
+    if no_keys {
+        if setup.allow_anonymous {
+            return Ok(Principal { label: "anonymous".into(), ensembles: None, anonymous: true });
+        }
+        return Err(N1Error::AuthNotConfigured);
+    }
+    let Some(presented) = presented else {
+        if setup.allow_anonymous {
+            return Ok(Principal { label: "anonymous".into(), ensembles: None, anonymous: true });
+        }
+        return Err(N1Error::MissingKey);
+    };
+    let mut found: Option<Principal> = None;
+    for (i, k) in setup.keys.iter().enumerate() {
+        if ct_eq(k.key.as_bytes(), presented.as_bytes()) && found.is_none() {
+            let name = k.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
+            found = Some(Principal { label: format!("key:{name}"), ensembles: k.ensembles.clone(), anonymous: false });
+        }
+    }
+    if let Some((key, ensemble)) = setup.legacy_key {
+        if ct_eq(key.as_bytes(), presented.as_bytes()) && found.is_none() {
+            found = Some(Principal {
+                label: "key:api_bearer_token".into(),
+                ensembles: Some(vec![ensemble.to_owned()]),
+                anonymous: false,
+            });
+        }
+    }
+    found.ok_or(N1Error::InvalidKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Vec<ClientKey> {
+        parse_keys(r#"[{"key": "key-alice-123", "name": "alice", "ensembles": ["council"]}, "key-bob-4567"]"#).unwrap()
+    }
+
+    #[test]
+    fn parses_both_forms() {
+        let k = keys();
+        assert_eq!(k[0].name.as_deref(), Some("alice"));
+        assert_eq!(k[1].key, "key-bob-4567");
+        let plain = parse_keys("aaaaaaaa, bbbbbbbb\ncccccccc").unwrap();
+        assert_eq!(plain.len(), 3);
+        assert!(parse_keys("short").is_err());
+        assert!(parse_keys("[{\"nokey\": 1}]").is_err());
+        // The error never quotes the text (it holds keys).
+        assert!(!parse_keys("[\"key-secret-xyz\", 5]").unwrap_err().contains("key-secret"));
+    }
+
+    #[test]
+    fn finds_the_presented_key() {
+        assert_eq!(presented_key(Some("Bearer abc"), None), Some("abc"));
+        assert_eq!(presented_key(Some("bearer  abc "), None), Some("abc"));
+        assert_eq!(presented_key(None, Some("xyz")), Some("xyz"));
+        assert_eq!(presented_key(Some("Basic abc"), Some("xyz")), Some("xyz"));
+        assert_eq!(presented_key(Some("Bearer "), None), None);
+    }
+
+    #[test]
+    fn constant_time_equality() {
+        assert!(ct_eq(b"same-key", b"same-key"));
+        assert!(!ct_eq(b"same-key", b"same-kez"));
+        assert!(!ct_eq(b"same-key", b"same-key-longer"));
+        assert!(!ct_eq(b"", b"x"));
+        assert!(ct_eq(b"", b""));
+    }
+
+    #[test]
+    fn authentication_outcomes() {
+        let k = keys();
+        let setup = AuthSetup { keys: &k, legacy_key: None, allow_anonymous: false };
+        let alice = authenticate(&setup, Some("key-alice-123")).unwrap();
+        assert_eq!(alice.label, "key:alice");
+        assert!(alice.may_use("council") && !alice.may_use("other"));
+        assert_eq!(alice.check("other").unwrap_err().status(), 403);
+        let bob = authenticate(&setup, Some("key-bob-4567")).unwrap();
+        assert_eq!(bob.label, "key:#2");
+        assert!(bob.may_use("anything"));
+        assert_eq!(authenticate(&setup, Some("wrong")).unwrap_err(), N1Error::InvalidKey);
+        assert_eq!(authenticate(&setup, None).unwrap_err(), N1Error::MissingKey);
+    }
+
+    #[test]
+    fn no_keys_refuses_unless_anonymous_is_allowed() {
+        let none = AuthSetup { keys: &[], legacy_key: None, allow_anonymous: false };
+        assert_eq!(authenticate(&none, Some("x")).unwrap_err(), N1Error::AuthNotConfigured);
+        let anon = AuthSetup { keys: &[], legacy_key: None, allow_anonymous: true };
+        assert!(authenticate(&anon, None).unwrap().anonymous);
+        // With keys and anonymous both on, a wrong key is still wrong.
+        let k = keys();
+        let both = AuthSetup { keys: &k, legacy_key: None, allow_anonymous: true };
+        assert!(authenticate(&both, None).unwrap().anonymous);
+        assert_eq!(authenticate(&both, Some("wrong")).unwrap_err(), N1Error::InvalidKey);
+    }
+
+    #[test]
+    fn legacy_token_is_a_key_for_its_ensemble() {
+        let setup = AuthSetup { keys: &[], legacy_key: Some(("legacy-token", "n1")), allow_anonymous: false };
+        let p = authenticate(&setup, Some("legacy-token")).unwrap();
+        assert!(p.may_use("n1") && !p.may_use("other"));
+        assert_eq!(authenticate(&setup, Some("nope")).unwrap_err(), N1Error::InvalidKey);
+    }
+}
