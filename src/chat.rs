@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::ensemble::{self, Sink};
 use crate::error::N1Error;
 use crate::http;
-use crate::request::{check_limits, parse_chat_request};
+use crate::request::{check_limits, has_images, parse_chat_request};
 use crate::response::ReplyIds;
 use crate::settings::{self, Keys};
 use crate::upstream::FetchRuntime;
@@ -25,14 +25,16 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config,
     if req.headers().get("x-n1-progress").ok().flatten().is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
         chat.progress = true;
     }
-    let ens = config
+    let named = config
         .ensemble(chat.model.as_deref())
-        .ok_or_else(|| N1Error::ModelNotFound(chat.model.clone().unwrap_or_default()))?
-        .clone();
-    who.check(&ens.name)?;
+        .ok_or_else(|| N1Error::ModelNotFound(chat.model.clone().unwrap_or_default()))?;
+    who.check(&named.name)?;
+    // Requests with images go to the ensemble's vision models.
+    let ens = named.for_request(has_images(chat.messages()))?.into_owned();
     let keys = Keys::resolve(env, &ens)?;
     let secrets = keys.values(&ens);
-    let rt = FetchRuntime::new(keys, secrets);
+    let ai = js_sys::Reflect::get(env, &"AI".into()).ok().filter(|v| !v.is_undefined());
+    let rt = FetchRuntime::new(keys, secrets, ai);
     let ids = ReplyIds {
         id: http::random_id("chatcmpl-"),
         created: (js_sys::Date::now() / 1000.0) as u64,

@@ -19,9 +19,23 @@ pub enum ApiKey {
     Literal(String),
 }
 
+/// The API a model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// Any OpenAI-compatible chat-completions URL.
+    #[default]
+    Openai,
+    /// Anthropic's Messages API, translated to and from the OpenAI shape.
+    Anthropic,
+    /// Cloudflare Workers AI through the `AI` binding (no endpoint, no key).
+    WorkersAi,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
-    /// Full chat-completions URL.
+    pub provider: Provider,
+    /// Full chat-completions (or Anthropic messages) URL; empty for Workers AI.
     pub endpoint: String,
     pub model: String,
     pub temperature: Option<f64>,
@@ -29,6 +43,17 @@ pub struct ModelSpec {
     pub timeout_ms: Option<u64>,
     pub max_retries: Option<u32>,
     pub headers: BTreeMap<String, String>,
+    /// Used when the client sets no `max_tokens`/`max_completion_tokens`.
+    pub max_tokens: Option<u64>,
+    /// Fields added to every request body to this model (the operator's word wins).
+    pub extra_body: Map<String, Value>,
+}
+
+/// The models that answer requests carrying images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisionModels {
+    pub panel: Vec<ModelSpec>,
+    pub summary: Vec<ModelSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +65,43 @@ pub struct Ensemble {
     pub summary: Vec<ModelSpec>,
     pub synthesis_prompt: Option<String>,
     pub policy: Policy,
+    /// Mixture-of-Agents layers: in layer k > 1 the panel answers again with
+    /// layer k-1's answers as references.
+    pub layers: usize,
+    /// Whether the summary model sees the whole conversation or only the last
+    /// user turn (and the client's system messages).
+    pub keep_history: bool,
+    pub vision: Option<VisionModels>,
 }
+
+impl Ensemble {
+    /// The ensemble as it serves this request: its vision models when the
+    /// request carries images, a 400 when it has none.
+    pub fn for_request(&self, has_images: bool) -> Result<std::borrow::Cow<'_, Ensemble>, crate::error::N1Error> {
+        if !has_images {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        match &self.vision {
+            Some(v) => {
+                let mut e = self.clone();
+                e.panel = v.panel.clone();
+                e.summary = v.summary.clone();
+                Ok(std::borrow::Cow::Owned(e))
+            }
+            None => Err(crate::error::N1Error::InvalidRequest {
+                message: format!(
+                    "The request contains images, but the ensemble `{}` has no vision models. Use an ensemble with a `vision` section, or send text only.",
+                    self.name
+                ),
+                param: Some("messages".into()),
+                code: Some("vision_not_supported"),
+            }),
+        }
+    }
+}
+
+/// More layers multiply cost and latency for little gain (the MoA paper used 3).
+pub const MAX_LAYERS: usize = 4;
 
 /// Default hard ceiling of one request.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 300_000;
@@ -165,7 +226,10 @@ struct NativeConfig {
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct NativeModel {
-    endpoint: String,
+    #[serde(default)]
+    provider: Provider,
+    #[serde(default)]
+    endpoint: Option<String>,
     model: String,
     #[serde(default)]
     temperature: Option<f64>,
@@ -177,6 +241,18 @@ struct NativeModel {
     max_retries: Option<u32>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    extra_body: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NativeVision {
+    #[serde(default)]
+    panel: Vec<Value>,
+    summary: Value,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +283,12 @@ struct NativeEnsemble {
     progress: bool,
     #[serde(default)]
     keep_alive_ms: Option<u64>,
+    #[serde(default)]
+    layers: Option<usize>,
+    #[serde(default)]
+    keep_history: Option<bool>,
+    #[serde(default)]
+    vision: Option<NativeVision>,
 }
 
 fn parse_native(value: Value) -> Result<Config, String> {
@@ -225,33 +307,44 @@ fn parse_native(value: Value) -> Result<Config, String> {
                 .ok_or_else(|| format!("{at} refers to model `{n}`, which `models` does not define"))?,
             other => from_value(other, at)?,
         };
+        let endpoint = match (m.provider, m.endpoint.as_deref()) {
+            (Provider::WorkersAi, _) => String::new(),
+            (Provider::Anthropic, None) => ANTHROPIC_ENDPOINT.to_owned(),
+            (Provider::Anthropic, Some(e)) => normalize_endpoint_for(e, "/messages"),
+            (Provider::Openai, Some(e)) => normalize_endpoint(e),
+            (Provider::Openai, None) => return Err(format!("{at}: `endpoint` is required (or set `provider`)")),
+        };
         Ok(ModelSpec {
-            endpoint: normalize_endpoint(&m.endpoint),
+            provider: m.provider,
+            endpoint,
             model: m.model,
             temperature: m.temperature,
             api_key: m.api_key_secret.map_or(ApiKey::None, ApiKey::Secret),
             timeout_ms: m.timeout_ms,
             max_retries: m.max_retries,
             headers: m.headers,
+            max_tokens: m.max_tokens,
+            extra_body: m.extra_body,
         })
+    };
+    let resolve_list = |list: Vec<Value>, at: &str| -> Result<Vec<ModelSpec>, String> {
+        list.into_iter().enumerate().map(|(i, r)| resolve(r, &format!("{at}[{i}]"))).collect()
+    };
+    let one_or_many = |v: Value| match v {
+        Value::Array(v) => v,
+        one => vec![one],
     };
     let mut ensembles = Vec::new();
     for (name, e) in native.ensembles {
-        let panel = e
-            .panel
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| resolve(r, &format!("ensembles.{name}.panel[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let summary_refs = match e.summary {
-            Value::Array(v) => v,
-            one => vec![one],
+        let panel = resolve_list(e.panel, &format!("ensembles.{name}.panel"))?;
+        let summary = resolve_list(one_or_many(e.summary), &format!("ensembles.{name}.summary"))?;
+        let vision = match e.vision {
+            None => None,
+            Some(v) => Some(VisionModels {
+                panel: resolve_list(v.panel, &format!("ensembles.{name}.vision.panel"))?,
+                summary: resolve_list(one_or_many(v.summary), &format!("ensembles.{name}.vision.summary"))?,
+            }),
         };
-        let summary = summary_refs
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| resolve(r, &format!("ensembles.{name}.summary[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
         ensembles.push(Ensemble {
             name,
             description: e.description,
@@ -267,6 +360,9 @@ fn parse_native(value: Value) -> Result<Config, String> {
                 progress: e.progress,
                 keep_alive_ms: e.keep_alive_ms.unwrap_or(DEFAULT_KEEP_ALIVE_MS),
             },
+            layers: e.layers.unwrap_or(1),
+            keep_history: e.keep_history.unwrap_or(true),
+            vision,
         });
     }
     let default_ensemble = native.default_ensemble.unwrap_or_else(|| ensembles[0].name.clone());
@@ -313,6 +409,7 @@ impl LegacyModel {
             _ => ApiKey::None,
         };
         let spec = ModelSpec {
+            provider: Provider::Openai,
             endpoint: normalize_endpoint(&self.endpoint),
             model: self.model_name,
             // The original sent 0.7 when a model had no temperature.
@@ -321,6 +418,8 @@ impl LegacyModel {
             timeout_ms: self.timeout.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as u64),
             max_retries: self.max_retries,
             headers: BTreeMap::new(),
+            max_tokens: None,
+            extra_body: Map::new(),
         };
         (spec, self.summary_prompt)
     }
@@ -340,6 +439,9 @@ fn parse_legacy(value: Value) -> Result<Config, String> {
             // The original put model status lines into the answer text; we send
             // them as progress events instead, which clients can ignore.
             policy: Policy { progress: legacy.stream_status_feedback.unwrap_or(false), ..Policy::default() },
+            layers: 1,
+            keep_history: true,
+            vision: None,
         }],
         default_ensemble: LEGACY_ENSEMBLE.into(),
         legacy_client_key: legacy.api_bearer_token.filter(|t| !t.is_empty()),
@@ -347,14 +449,20 @@ fn parse_legacy(value: Value) -> Result<Config, String> {
     })
 }
 
+const ANTHROPIC_ENDPOINT: &str = "https://api.anthropic.com/v1/messages";
+
 /// Accept a base URL (`https://api.openai.com/v1`) as well as the full
 /// chat-completions URL.
 fn normalize_endpoint(endpoint: &str) -> String {
+    normalize_endpoint_for(endpoint, "/chat/completions")
+}
+
+fn normalize_endpoint_for(endpoint: &str, path: &str) -> String {
     let e = endpoint.trim();
-    if e.ends_with("/chat/completions") {
+    if e.ends_with(path) {
         e.to_owned()
     } else {
-        format!("{}/chat/completions", e.trim_end_matches('/'))
+        format!("{}{path}", e.trim_end_matches('/'))
     }
 }
 
@@ -385,10 +493,31 @@ fn validate(config: &Config, opts: ConfigOptions) -> Result<(), String> {
         if p.request_timeout_ms == 0 || p.panel_timeout_ms == Some(0) || p.keep_alive_ms < 100 {
             return Err(format!("ensemble `{}`: timeouts must be positive and `keep_alive_ms` at least 100", e.name));
         }
-        for (role, list) in [("panel", &e.panel), ("summary", &e.summary)] {
+        if !(1..=MAX_LAYERS).contains(&e.layers) {
+            return Err(format!("ensemble `{}`: `layers` must be between 1 and {MAX_LAYERS}", e.name));
+        }
+        if e.layers > 1 && e.panel.is_empty() {
+            return Err(format!("ensemble `{}`: `layers` needs a panel", e.name));
+        }
+        if let Some(v) = &e.vision {
+            if v.summary.is_empty() {
+                return Err(format!("ensemble `{}`: `vision` needs a summary model", e.name));
+            }
+        }
+        let vision = e.vision.as_ref();
+        let lists = [
+            ("panel", Some(&e.panel)),
+            ("summary", Some(&e.summary)),
+            ("vision.panel", vision.map(|v| &v.panel)),
+            ("vision.summary", vision.map(|v| &v.summary)),
+        ];
+        for (role, list) in lists {
+            let Some(list) = list else { continue };
             for (i, m) in list.iter().enumerate() {
                 let at = format!("ensembles.{}.{role}[{i}]", e.name);
-                check_endpoint(&m.endpoint, opts).map_err(|e| format!("{at}: {e}"))?;
+                if m.provider != Provider::WorkersAi {
+                    check_endpoint(&m.endpoint, opts).map_err(|e| format!("{at}: {e}"))?;
+                }
                 if m.model.is_empty() {
                     return Err(format!("{at}: `model` must not be empty"));
                 }
@@ -447,6 +576,8 @@ pub fn describe(e: &Ensemble) -> Value {
     if e.summary.len() > 1 {
         m.insert("summary_fallbacks".into(), e.summary[1..].iter().map(|p| Value::from(p.model.as_str())).collect());
     }
+    m.insert("layers".into(), e.layers.into());
+    m.insert("vision".into(), e.vision.is_some().into());
     if let Some(d) = &e.description {
         m.insert("description".into(), d.as_str().into());
     }

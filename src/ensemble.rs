@@ -17,7 +17,7 @@ use crate::config::{Ensemble, ModelSpec, OnSummaryFailure};
 use crate::error::{Failure, N1Error};
 use crate::prompt;
 use crate::relay::Relay;
-use crate::request::{ChatRequest, Messages, Purpose, UpstreamBody};
+use crate::request::{self as wire, ChatRequest, Messages, Purpose, UpstreamBody};
 use crate::response::{self, Completion, MemberReport, N1Meta, ReplyIds, SummaryReport};
 use crate::retry;
 use crate::sse;
@@ -97,16 +97,8 @@ where
     }
 }
 
-fn panel_body(req: &ChatRequest, m: &ModelSpec) -> String {
-    UpstreamBody {
-        client: &req.body,
-        model: &m.model,
-        messages: Messages::Client(req.messages()),
-        stream: false,
-        purpose: Purpose::Panel,
-        default_temperature: m.temperature,
-    }
-    .to_json()
+fn panel_body(req: &ChatRequest, m: &ModelSpec, messages: Messages) -> String {
+    UpstreamBody { client: &req.body, model: m, messages, stream: false, purpose: Purpose::Panel }.to_json()
 }
 
 /// The panel's calls as a stream that yields each member when it finishes.
@@ -114,10 +106,11 @@ fn panel_calls<'a, R: Runtime>(
     rt: &'a R,
     ens: &'a Ensemble,
     req: &'a ChatRequest,
+    messages: Messages<'a>,
     deadline: f64,
 ) -> Pin<Box<dyn Stream<Item = Member> + 'a>> {
     let calls = ens.panel.iter().enumerate().map(move |(index, m)| async move {
-        let body = panel_body(req, m);
+        let body = panel_body(req, m, messages);
         // Timed from when the call starts, not from when it was queued.
         let t0 = rt.now_ms();
         let (outcome, attempts) = with_retries(rt, m, deadline, |t| rt.complete(m, &body, t)).await;
@@ -153,7 +146,11 @@ trait PanelWatch {
     /// How often to call `tick` while nothing happens; `None`: never.
     fn tick_ms(&self) -> Option<u64>;
     async fn tick(&mut self) -> Result<(), ()>;
-    async fn member(&mut self, ens: &Ensemble, m: &Member) -> Result<(), ()>;
+    async fn member(&mut self, ens: &Ensemble, layer: usize, m: &Member) -> Result<(), ()>;
+    /// A layer starts (`Some`) or ends (`None` = the outcome is in `result`).
+    async fn layer(&mut self, _event: Value) -> Result<(), ()> {
+        Ok(())
+    }
     fn gone(&self) -> Gone;
 }
 
@@ -165,7 +162,7 @@ impl PanelWatch for Quiet {
     async fn tick(&mut self) -> Result<(), ()> {
         Ok(())
     }
-    async fn member(&mut self, _: &Ensemble, _: &Member) -> Result<(), ()> {
+    async fn member(&mut self, _: &Ensemble, _: usize, _: &Member) -> Result<(), ()> {
         Ok(())
     }
     fn gone(&self) -> Gone {
@@ -176,16 +173,19 @@ impl PanelWatch for Quiet {
 /// The client left mid-request.
 struct ClientGone;
 
+#[allow(clippy::too_many_arguments)]
 async fn run_panel<R: Runtime, W: PanelWatch>(
     rt: &R,
     ens: &Ensemble,
     req: &ChatRequest,
+    messages: Messages<'_>,
+    layer: usize,
     deadline: f64,
     watch: &mut W,
 ) -> Result<(Vec<Member>, PanelEnd), ClientGone> {
     let start = rt.now_ms();
     let panel_deadline = ens.policy.panel_timeout_ms.map_or(deadline, |t| deadline.min(start + t as f64));
-    let mut calls = panel_calls(rt, ens, req, panel_deadline);
+    let mut calls = panel_calls(rt, ens, req, messages, panel_deadline);
     let mut gone = watch.gone();
     let mut members = Vec::with_capacity(ens.panel.len());
     let mut ok = 0;
@@ -202,7 +202,7 @@ async fn run_panel<R: Runtime, W: PanelWatch>(
         match select(select(calls.next(), timer), &mut gone).await {
             Either::Left((Either::Left((Some(m), _)), _)) => {
                 ok += m.outcome.is_ok() as usize;
-                let r = watch.member(ens, &m).await;
+                let r = watch.member(ens, layer, &m).await;
                 members.push(m);
                 if r.is_err() {
                     return Err(ClientGone);
@@ -230,7 +230,7 @@ async fn run_panel<R: Runtime, W: PanelWatch>(
                 _ => Failure::new(&m.model, None, "cancelled", "not needed: the quorum was reached"),
             };
             let member = Member { index, latency_ms: now - start, attempts: 1, outcome: Err(f) };
-            if watch.member(ens, &member).await.is_err() {
+            if watch.member(ens, layer, &member).await.is_err() {
                 return Err(ClientGone);
             }
             members.push(member);
@@ -244,14 +244,17 @@ async fn run_panel<R: Runtime, W: PanelWatch>(
 pub struct PanelResult {
     pub reports: Vec<MemberReport>,
     pub answers: Vec<String>,
+    /// Over every layer.
     pub usage: Usage,
     pub failures: Vec<Failure>,
     pub end: PanelEnd,
+    /// Reports of the layers before the last (Mixture-of-Agents).
+    pub earlier: Vec<Vec<MemberReport>>,
 }
 
 impl PanelResult {
     fn new(ens: &Ensemble, members: Vec<Member>, end: PanelEnd) -> Self {
-        let mut r = PanelResult { reports: vec![], answers: vec![], usage: Usage::default(), failures: vec![], end };
+        let mut r = PanelResult { reports: vec![], answers: vec![], usage: Usage::default(), failures: vec![], end, earlier: vec![] };
         for m in members {
             let report = member_report(ens, &m);
             match m.outcome {
@@ -284,8 +287,18 @@ impl PanelResult {
             panel_total: ens.panel.len(),
             panel_end: self.end.as_str(),
             degraded: self.answers.len() < ens.panel.len() || summary.status != "ok",
+            layers: (!self.earlier.is_empty()).then(|| {
+                let mut all = self.earlier.clone();
+                all.push(self.reports.clone());
+                all
+            }),
             summary,
         }
+    }
+
+    /// Calls of every layer, for the usage sum.
+    fn all_reports(&self) -> impl Iterator<Item = &MemberReport> {
+        self.earlier.iter().flatten().chain(&self.reports)
     }
 
     fn synthesis(&self, ens: &Ensemble) -> String {
@@ -303,22 +316,65 @@ fn member_report(ens: &Ensemble, m: &Member) -> MemberReport {
     }
 }
 
+/// Why the panel phase stopped short of a synthesis.
+enum PanelStop {
+    Gone,
+    Failed(N1Error),
+}
+
+/// Every layer of the panel. Layer 1 answers the conversation; in layer k > 1
+/// each model answers again with layer k-1's answers as references
+/// (Mixture-of-Agents). Panel policies (deadline, quorum, min_panel) apply per
+/// layer; the request deadline bounds them all.
+async fn run_layers<R: Runtime, W: PanelWatch>(rt: &R, ens: &Ensemble, req: &ChatRequest, deadline: f64, watch: &mut W) -> Result<PanelResult, PanelStop> {
+    let converted = wire::panel_messages(req.messages());
+    let base: &[Value] = converted.as_deref().unwrap_or(req.messages());
+    let mut earlier = Vec::new();
+    let mut usage = Usage::default();
+    let mut previous: Vec<String> = Vec::new();
+    for layer in 1..=ens.layers {
+        let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
+        let system = prompt::layer_system_message(&refs);
+        let messages = if layer == 1 { Messages::Client(base) } else { Messages::WithSystem { system: &system, rest: base } };
+        let models: Vec<Value> = ens.panel.iter().enumerate().map(|(i, m)| json!({"index": i, "model": m.model})).collect();
+        let mut start = json!({"type": "panel_start", "panel": models, "summary": ens.summary[0].model});
+        if ens.layers > 1 {
+            start["layer"] = layer.into();
+        }
+        watch.layer(start).await.map_err(|_| PanelStop::Gone)?;
+        let (members, end) = run_panel(rt, ens, req, messages, layer, deadline, watch).await.map_err(|_| PanelStop::Gone)?;
+        let mut result = PanelResult::new(ens, members, end);
+        let mut done = json!({"type": "panel_done", "panel_ok": result.answers.len(), "panel_total": ens.panel.len(), "end": end.as_str()});
+        if ens.layers > 1 {
+            done["layer"] = layer.into();
+        }
+        watch.layer(done).await.map_err(|_| PanelStop::Gone)?;
+        if rt.now_ms() >= deadline {
+            return Err(PanelStop::Failed(N1Error::RequestTimeout(ens.policy.request_timeout_ms)));
+        }
+        result.check(ens).map_err(PanelStop::Failed)?;
+        usage.add(&result.usage);
+        if layer == ens.layers {
+            result.usage = usage;
+            result.earlier = earlier;
+            return Ok(result);
+        }
+        previous = std::mem::take(&mut result.answers);
+        earlier.push(result.reports);
+    }
+    unreachable!("an ensemble has at least one layer")
+}
+
 /// The summary request body; with no panel (direct mode) the conversation goes as is.
 fn summary_body(ens: &Ensemble, req: &ChatRequest, model: &ModelSpec, stream: bool, system: &str) -> String {
+    let trimmed = (!ens.keep_history).then(|| wire::last_turn(req.messages()));
+    let conversation = trimmed.as_deref().unwrap_or(req.messages());
     let messages = if ens.panel.is_empty() {
-        Messages::Client(req.messages())
+        Messages::Client(conversation)
     } else {
-        Messages::WithSystem { system, rest: req.messages() }
+        Messages::WithSystem { system, rest: conversation }
     };
-    UpstreamBody {
-        client: &req.body,
-        model: &model.model,
-        messages,
-        stream,
-        purpose: Purpose::Summary,
-        default_temperature: model.temperature,
-    }
-    .to_json()
+    UpstreamBody { client: &req.body, model, messages, stream, purpose: Purpose::Summary }.to_json()
 }
 
 fn summary_report(model: &str, status: &'static str, latency_ms: f64, usage: Option<Usage>, failed: Vec<Failure>) -> SummaryReport {
@@ -341,15 +397,11 @@ fn deadline_of(rt: &impl Runtime, ens: &Ensemble) -> f64 {
 /// Non-streaming: panel, then summary (falling back along `ens.summary`).
 pub async fn complete<R: Runtime>(rt: &R, ens: &Ensemble, req: &ChatRequest, ids: &ReplyIds) -> Result<Reply, N1Error> {
     let deadline = deadline_of(rt, ens);
-    let (members, end) = match run_panel(rt, ens, req, deadline, &mut Quiet).await {
-        Ok(v) => v,
-        Err(ClientGone) => unreachable!("a quiet panel never sees the client leave"),
+    let panel = match run_layers(rt, ens, req, deadline, &mut Quiet).await {
+        Ok(p) => p,
+        Err(PanelStop::Failed(e)) => return Err(e),
+        Err(PanelStop::Gone) => unreachable!("a quiet panel never sees the client leave"),
     };
-    let panel = PanelResult::new(ens, members, end);
-    if rt.now_ms() >= deadline {
-        return Err(N1Error::RequestTimeout(ens.policy.request_timeout_ms));
-    }
-    panel.check(ens)?;
     let system = panel.synthesis(ens);
     let mut failed = Vec::new();
     for model in &ens.summary {
@@ -358,7 +410,7 @@ pub async fn complete<R: Runtime>(rt: &R, ens: &Ensemble, req: &ChatRequest, ids
         match with_retries(rt, model, deadline, |t| rt.complete(model, &body, t)).await.0 {
             Ok(c) => {
                 let report = summary_report(&model.model, "ok", rt.now_ms() - t0, c.usage, failed);
-                let total = usage::sum(panel.reports.iter().filter_map(|r| r.usage.as_ref()).chain(c.usage.as_ref()));
+                let total = usage::sum(panel.all_reports().filter_map(|r| r.usage.as_ref()).chain(c.usage.as_ref()));
                 return Ok(reply(ids, &c, &total, panel.meta(ens, report), false));
             }
             Err(f) => failed.push(f),
@@ -418,16 +470,22 @@ impl<S: Sink> PanelWatch for StreamWatch<'_, S> {
     async fn tick(&mut self) -> Result<(), ()> {
         self.out.send(sse::KEEP_ALIVE.to_vec()).await
     }
-    async fn member(&mut self, ens: &Ensemble, m: &Member) -> Result<(), ()> {
+    async fn member(&mut self, ens: &Ensemble, layer: usize, m: &Member) -> Result<(), ()> {
         if !self.progress {
             return Ok(());
         }
         let mut event = serde_json::to_value(member_report(ens, m)).unwrap_or(Value::Null);
         event["type"] = "panel_member".into();
         event["index"] = m.index.into();
+        if ens.layers > 1 {
+            event["layer"] = layer.into();
+        }
         if let Ok(c) = &m.outcome {
             event["content"] = c.text().into();
         }
+        self.progress(event).await
+    }
+    async fn layer(&mut self, event: Value) -> Result<(), ()> {
         self.progress(event).await
     }
     fn gone(&self) -> Gone {
@@ -453,24 +511,13 @@ async fn stream_inner<R: Runtime, S: Sink>(rt: &R, ens: &Ensemble, req: &ChatReq
 
     let progress = req.progress || ens.policy.progress;
     let mut watch = StreamWatch { out, ids, progress, keep_alive_ms: ens.policy.keep_alive_ms };
-    let panel_models: Vec<Value> = ens.panel.iter().enumerate().map(|(i, m)| json!({"index": i, "model": m.model})).collect();
-    watch
-        .progress(json!({"type": "panel_start", "panel": panel_models, "summary": ens.summary[0].model}))
-        .await
-        .map_err(|_| ClientGone)?;
-    let (members, end) = run_panel(rt, ens, req, deadline, &mut watch).await?;
-    let panel = PanelResult::new(ens, members, end);
-    watch
-        .progress(json!({"type": "panel_done", "panel_ok": panel.answers.len(), "panel_total": ens.panel.len(), "end": end.as_str()}))
-        .await
-        .map_err(|_| ClientGone)?;
+    let panel = run_layers(rt, ens, req, deadline, &mut watch).await;
     let out = watch.out;
-    if rt.now_ms() >= deadline {
-        return send_error(out, &N1Error::RequestTimeout(ens.policy.request_timeout_ms).body()).await;
-    }
-    if let Err(e) = panel.check(ens) {
-        return send_error(out, &e.body()).await;
-    }
+    let panel = match panel {
+        Ok(p) => p,
+        Err(PanelStop::Gone) => return Err(ClientGone),
+        Err(PanelStop::Failed(e)) => return send_error(out, &e.body()).await,
+    };
 
     let system = panel.synthesis(ens);
     let mut gone = out.gone();

@@ -163,7 +163,7 @@ impl N1Error {
             N1Error::MethodNotAllowed { method, allowed } => {
                 format!("Method {method} is not allowed here; use {allowed}.")
             }
-            N1Error::ConfigMissing => "N-1 is not configured: put the configuration JSON in the KV namespace bound as CONFIG (key `config`) or in the N1_CONFIG variable/secret. See the README, section Configuration.".into(),
+            N1Error::ConfigMissing => "N-1 is not configured: put the configuration JSON in the KV namespace bound as CONFIG (key `config`) or in the N1_CONFIG variable/secret (locally: .dev.vars). Without either, the built-in Workers AI ensemble is used, which needs the AI binding (deployed workers have it; `npm run dev` offers it only with `N1_DEV_AI=1` and a Cloudflare login). See the README, section Configuration.".into(),
             N1Error::Config(m) => format!("Invalid N-1 configuration: {m}"),
             N1Error::PanelFailed { failures, answered, needed } => format!(
                 "Too few panel models answered ({answered}, {needed} needed). {}",

@@ -5,6 +5,7 @@
 //! host and are unit-tested with `cargo test`; the edge glue below them exists
 //! only in the wasm build.
 
+pub mod anthropic;
 pub mod auth;
 pub mod config;
 pub mod cors;
@@ -17,6 +18,7 @@ pub mod response;
 pub mod retry;
 pub mod sse;
 pub mod usage;
+pub mod workers_ai;
 
 #[cfg(target_arch = "wasm32")]
 mod access;

@@ -193,6 +193,7 @@ mod tests {
             panel_ok: 2,
             panel_total: 3,
             panel_end: "all",
+            layers: None,
             summary: SummaryReport { model: "s".into(), status: "ok", latency_ms: 1, usage: None, failed: vec![] },
             degraded: true,
         }

@@ -5,6 +5,7 @@
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
+use crate::config::ModelSpec;
 use crate::error::N1Error;
 
 /// Roles OpenAI accepts in `messages`.
@@ -305,6 +306,75 @@ pub fn content_text(content: &Value) -> String {
     }
 }
 
+/// Whether any message carries an image part (vision routing).
+pub fn has_images(messages: &[Value]) -> bool {
+    messages.iter().any(|m| {
+        m.get("content").and_then(Value::as_array).is_some_and(|parts| {
+            parts.iter().any(|p| matches!(p.get("type").and_then(Value::as_str), Some("image_url" | "input_image" | "image")))
+        })
+    })
+}
+
+/// The conversation as the panel sees it: the panel answers in text and gets
+/// no tool definitions, so tool calls and tool results become readable text
+/// (many providers reject tool messages without tools). `None`: unchanged.
+pub fn panel_messages(messages: &[Value]) -> Option<Vec<Value>> {
+    let has_tools = messages.iter().any(|m| {
+        matches!(m.get("role").and_then(Value::as_str), Some("tool" | "function"))
+            || m.get("tool_calls").is_some_and(|t| !t.is_null())
+            || m.get("function_call").is_some_and(|t| !t.is_null())
+    });
+    if !has_tools {
+        return None;
+    }
+    let converted = messages
+        .iter()
+        .map(|m| {
+            let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+            let text = m.get("content").map(content_text).unwrap_or_default();
+            match role {
+                "tool" | "function" => {
+                    let id = m.get("tool_call_id").or_else(|| m.get("name")).and_then(Value::as_str).unwrap_or("?");
+                    serde_json::json!({"role": "user", "content": format!("[Result of tool call {id}]\n{text}")})
+                }
+                "assistant" => {
+                    let mut parts = Vec::new();
+                    if !text.is_empty() {
+                        parts.push(text);
+                    }
+                    let calls = m.get("tool_calls").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let legacy = m.get("function_call").filter(|f| !f.is_null()).map(|f| serde_json::json!({"function": f}));
+                    for c in calls.iter().chain(legacy.iter()) {
+                        let f = &c["function"];
+                        let id = c.get("id").and_then(Value::as_str).unwrap_or("?");
+                        parts.push(format!(
+                            "[Called tool {} (call {id}) with arguments {}]",
+                            f.get("name").and_then(Value::as_str).unwrap_or("?"),
+                            f.get("arguments").and_then(Value::as_str).unwrap_or("{}")
+                        ));
+                    }
+                    serde_json::json!({"role": "assistant", "content": parts.join("\n")})
+                }
+                _ => m.clone(),
+            }
+        })
+        .collect();
+    Some(converted)
+}
+
+/// `keep_history: false`: the client's system messages and its last user turn.
+pub fn last_turn(messages: &[Value]) -> Vec<Value> {
+    let last_user = messages.iter().rposition(|m| m.get("role").and_then(Value::as_str) == Some("user"));
+    messages
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| {
+            Some(*i) == last_user || matches!(m.get("role").and_then(Value::as_str), Some("system" | "developer"))
+        })
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
 /// Who an outbound body is for: the panel answers in text, so tool definitions
 /// only go to the summary model.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -314,6 +384,7 @@ pub enum Purpose {
 }
 
 /// The messages of an outbound body: the client's, or ours in front of theirs.
+#[derive(Clone, Copy)]
 pub enum Messages<'a> {
     Client(&'a [Value]),
     WithSystem { system: &'a str, rest: &'a [Value] },
@@ -342,15 +413,15 @@ struct SystemMessage<'a> {
 }
 
 /// An upstream chat completion body that borrows everything from the client's
-/// request: the client's fields pass through, except the ones we own.
+/// request: the client's fields pass through, except the ones we own; the
+/// model's configured temperature and max_tokens fill in what the client did
+/// not set, and its `extra_body` overrides.
 pub struct UpstreamBody<'a> {
     pub client: &'a Map<String, Value>,
-    pub model: &'a str,
+    pub model: &'a ModelSpec,
     pub messages: Messages<'a>,
     pub stream: bool,
     pub purpose: Purpose,
-    /// The model's configured temperature, used when the client sent none.
-    pub default_temperature: Option<f64>,
 }
 
 /// Fields we set ourselves, or that must not reach upstream.
@@ -359,22 +430,32 @@ const SUMMARY_ONLY: &[&str] = &["tools", "tool_choice", "parallel_tool_calls", "
 
 impl Serialize for UpstreamBody<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let set = |k: &str| self.client.get(k).is_some_and(|v| !v.is_null());
+        let extra = &self.model.extra_body;
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("model", &self.model.model)?;
         map.serialize_entry("messages", &self.messages)?;
         map.serialize_entry("stream", &self.stream)?;
         if self.stream {
             // Always ask for usage: the reply's usage is the sum over every call.
             map.serialize_entry("stream_options", &IncludeUsage { include_usage: true })?;
         }
-        let client_temp = self.client.get("temperature").is_some_and(|v| !v.is_null());
-        if !client_temp {
-            if let Some(t) = self.default_temperature {
-                map.serialize_entry("temperature", &t)?;
+        let client_temp = set("temperature");
+        if let Some(t) = self.model.temperature.filter(|_| !client_temp && !extra.contains_key("temperature")) {
+            map.serialize_entry("temperature", &t)?;
+        }
+        let client_max = set("max_tokens") || set("max_completion_tokens");
+        if let Some(n) = self.model.max_tokens.filter(|_| !client_max && !extra.contains_key("max_tokens")) {
+            map.serialize_entry("max_tokens", &n)?;
+        }
+        for (k, v) in extra {
+            if !OWNED.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
             }
         }
         for (k, v) in self.client {
             if OWNED.contains(&k.as_str())
+                || extra.contains_key(k)
                 || (self.purpose == Purpose::Panel && SUMMARY_ONLY.contains(&k.as_str()))
                 || (k == "temperature" && !client_temp)
             {
@@ -401,6 +482,61 @@ impl UpstreamBody<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn spec(model: &str, temperature: Option<f64>) -> ModelSpec {
+        let cfg = json!({"ensembles": {"e": {"summary": {"endpoint": "https://x.test", "model": model, "temperature": temperature}}}});
+        crate::config::parse_config(&cfg.to_string(), Default::default()).unwrap().ensembles.remove(0).summary.remove(0)
+    }
+
+    #[test]
+    fn configured_max_tokens_and_extra_body() {
+        let cfg = json!({"ensembles": {"e": {"summary": {"endpoint": "https://x.test", "model": "m", "max_tokens": 99,
+            "extra_body": {"top_k": 5, "seed": 1, "model": "nope"}}}}});
+        let m = crate::config::parse_config(&cfg.to_string(), Default::default()).unwrap().ensembles.remove(0).summary.remove(0);
+        let r = parse(json!({"seed": 7, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+        let b = UpstreamBody { client: &r.body, model: &m, messages: Messages::Client(r.messages()), stream: false, purpose: Purpose::Panel };
+        let v: Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(v["max_tokens"], 99);
+        assert_eq!(v["top_k"], 5);
+        assert_eq!(v["seed"], 1, "extra_body wins");
+        assert_eq!(v["model"], "m", "extra_body cannot change what we own");
+        let r = parse(json!({"max_completion_tokens": 5, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+        let b = UpstreamBody { client: &r.body, model: &m, messages: Messages::Client(r.messages()), stream: false, purpose: Purpose::Panel };
+        let v: Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert!(v.get("max_tokens").is_none());
+        assert_eq!(v["max_completion_tokens"], 5);
+    }
+
+    #[test]
+    fn tool_history_becomes_text_for_the_panel() {
+        let msgs = vec![
+            json!({"role": "user", "content": "weather?"}),
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]}),
+            json!({"role": "tool", "tool_call_id": "c1", "content": "12 C, rain"}),
+        ];
+        let p = panel_messages(&msgs).unwrap();
+        assert_eq!(p[1], json!({"role": "assistant", "content": "[Called tool get_weather (call c1) with arguments {\"city\":\"Oslo\"}]"}));
+        assert_eq!(p[2], json!({"role": "user", "content": "[Result of tool call c1]\n12 C, rain"}));
+        assert!(panel_messages(&msgs[..1]).is_none());
+    }
+
+    #[test]
+    fn last_turn_keeps_system_and_last_user_message() {
+        let msgs = vec![
+            json!({"role": "system", "content": "S"}),
+            json!({"role": "user", "content": "a"}),
+            json!({"role": "assistant", "content": "b"}),
+            json!({"role": "user", "content": "c"}),
+        ];
+        let t = last_turn(&msgs);
+        assert_eq!(t, vec![msgs[0].clone(), msgs[3].clone()]);
+    }
+
+    #[test]
+    fn detects_images() {
+        assert!(has_images(&[json!({"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]})]));
+        assert!(!has_images(&[json!({"role": "user", "content": "x"})]));
+    }
 
     fn parse(v: Value) -> Result<ChatRequest, N1Error> {
         parse_chat_request(v.to_string().as_bytes())
@@ -499,15 +635,9 @@ mod tests {
             "tools": [{"type": "function"}], "tool_choice": "auto"
         }))
         .unwrap();
+        let m = spec("gpt-x", Some(0.3));
         let body = |purpose, stream| -> Value {
-            let b = UpstreamBody {
-                client: &r.body,
-                model: "gpt-x",
-                messages: Messages::Client(r.messages()),
-                stream,
-                purpose,
-                default_temperature: Some(0.3),
-            };
+            let b = UpstreamBody { client: &r.body, model: &m, messages: Messages::Client(r.messages()), stream, purpose };
             serde_json::from_str(&b.to_json()).unwrap()
         };
         let panel = body(Purpose::Panel, false);
@@ -527,14 +657,8 @@ mod tests {
     #[test]
     fn client_temperature_wins_over_configured() {
         let r = parse(json!({"temperature": 1.1, "messages": [{"role": "user", "content": "x"}]})).unwrap();
-        let b = UpstreamBody {
-            client: &r.body,
-            model: "m",
-            messages: Messages::WithSystem { system: "S", rest: r.messages() },
-            stream: false,
-            purpose: Purpose::Summary,
-            default_temperature: Some(0.2),
-        };
+        let m = spec("m", Some(0.2));
+        let b = UpstreamBody { client: &r.body, model: &m, messages: Messages::WithSystem { system: "S", rest: r.messages() }, stream: false, purpose: Purpose::Summary };
         let v: Value = serde_json::from_str(&b.to_json()).unwrap();
         assert_eq!(v["temperature"], 1.1);
         assert_eq!(v["messages"][0], json!({"role": "system", "content": "S"}));

@@ -110,6 +110,9 @@ pub struct N1Meta {
     pub summary: SummaryReport,
     /// True when fewer than all panel members contributed.
     pub degraded: bool,
+    /// Every layer's reports, when the ensemble has more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<Vec<MemberReport>>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -236,6 +239,7 @@ mod tests {
             panel_ok: 0,
             panel_total: 0,
             panel_end: "all",
+            layers: None,
             summary: SummaryReport { model: "s".into(), status: "ok", latency_ms: 1, usage: None, failed: vec![] },
             degraded: false,
         };

@@ -33,7 +33,14 @@ pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
     if let Some(cfg) = fresh {
         return Ok(cfg);
     }
-    let raw = read_raw(env).await?.ok_or(N1Error::ConfigMissing)?;
+    let raw = match read_raw(env).await? {
+        Some(raw) => raw,
+        // No config, but Workers AI is bound: the built-in zero-key ensemble.
+        None if js_sys::Reflect::get(env, &"AI".into()).is_ok_and(|v| !v.is_undefined()) => {
+            crate::workers_ai::DEFAULT_CONFIG.to_owned()
+        }
+        None => return Err(N1Error::ConfigMissing),
+    };
     // Same text as before: keep the parsed copy.
     let same = CACHE.with(|c| c.borrow().as_ref().filter(|c| c.raw == raw).map(|c| c.parsed.clone()));
     let parsed = match same {

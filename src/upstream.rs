@@ -12,8 +12,13 @@ use futures::stream::{Stream, StreamExt};
 use worker::web_sys::AbortController;
 use worker::{AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::config::ModelSpec;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::anthropic;
+use crate::config::{ModelSpec, Provider};
 use crate::ensemble::Runtime;
+use crate::workers_ai;
 use crate::error::Failure;
 use crate::response::{self, Completion};
 use crate::retry;
@@ -23,13 +28,15 @@ pub struct FetchRuntime {
     pub keys: Keys,
     pub secrets: Vec<String>,
     open: RefCell<Vec<AbortController>>,
+    /// The Workers AI binding, when the worker has one.
+    ai: Option<JsValue>,
 }
 
 type Body = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>>>>;
 
 impl FetchRuntime {
-    pub fn new(keys: Keys, secrets: Vec<String>) -> Self {
-        FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()) }
+    pub fn new(keys: Keys, secrets: Vec<String>, ai: Option<JsValue>) -> Self {
+        FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()), ai }
     }
 
     fn scrub(&self, reason: &str) -> String {
@@ -45,7 +52,14 @@ impl FetchRuntime {
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         if let Some(k) = self.keys.get(&m.api_key) {
-            headers.set("authorization", &format!("Bearer {k}"))?;
+            if m.provider == Provider::Anthropic {
+                headers.set("x-api-key", k)?;
+            } else {
+                headers.set("authorization", &format!("Bearer {k}"))?;
+            }
+        }
+        if m.provider == Provider::Anthropic {
+            headers.set("anthropic-version", anthropic::VERSION)?;
         }
         for (k, v) in &m.headers {
             headers.set(k, v)?;
@@ -109,6 +123,43 @@ impl FetchRuntime {
     }
 }
 
+/// The body in the model's own API.
+fn translate_body(m: &ModelSpec, body: &str) -> String {
+    match m.provider {
+        Provider::Openai => body.to_owned(),
+        Provider::Anthropic => {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            anthropic::request(&v, m).to_string()
+        }
+        Provider::WorkersAi => {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            workers_ai::input(&v, &m.extra_body).to_string()
+        }
+    }
+}
+
+impl FetchRuntime {
+    /// `env.AI.run(model, input)`: a JSON output, or a ReadableStream when streaming.
+    async fn run_ai(&self, m: &ModelSpec, input: &str) -> Result<JsValue, Failure> {
+        let fail = |reason: &str| self.failure(m, None, "error", reason);
+        let ai = self.ai.as_ref().ok_or_else(|| {
+            fail("the AI binding is not available (Workers AI needs `[ai]` in wrangler.toml; locally it needs a Cloudflare login)")
+        })?;
+        let run: js_sys::Function = js_sys::Reflect::get(ai, &"run".into())
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| fail("the AI binding has no run()"))?;
+        let input = js_sys::JSON::parse(input).map_err(|_| fail("bad input"))?;
+        let promise = run.call2(ai, &m.model.as_str().into(), &input).map_err(|e| fail(&js_error(&e)))?;
+        let promise: js_sys::Promise = promise.dyn_into().map_err(|_| fail("run() did not return a promise"))?;
+        JsFuture::from(promise).await.map_err(|e| fail(&js_error(&e)))
+    }
+}
+
+fn js_error(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| "Workers AI error".into())
+}
+
 /// `Retry-After` (seconds or an HTTP date) or `retry-after-ms`.
 fn retry_after_ms(seconds: Option<String>, millis: Option<String>) -> Option<u64> {
     retry::parse_retry_after(seconds.as_deref(), millis.as_deref()).or_else(|| {
@@ -122,24 +173,69 @@ impl Runtime for FetchRuntime {
 
     async fn complete(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Completion, Failure> {
         let (controller, signal) = self.controller();
+        let body = translate_body(m, body);
         let work = async {
-            let mut resp = self.send(m, body, &signal).await?;
+            if m.provider == Provider::WorkersAi {
+                let out = self.run_ai(m, &body).await?;
+                let text = js_sys::JSON::stringify(&out).map(String::from).unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                return workers_ai::output(&v).map_err(|r| self.failure(m, None, "error", &r));
+            }
+            let mut resp = self.send(m, &body, &signal).await?;
             let status = resp.status_code();
             let text = resp
                 .text()
                 .await
                 .map_err(|e| self.failure(m, Some(status), "error", &format!("reading the answer failed: {e}")))?;
-            response::parse_completion(&text).map_err(|r| self.failure(m, Some(status), "error", &r))
+            let parsed = match m.provider {
+                Provider::Anthropic => anthropic::response(&text),
+                _ => response::parse_completion(&text),
+            };
+            parsed.map_err(|r| self.failure(m, Some(status), "error", &r))
         };
         self.timed(m, timeout_ms, &controller, work).await
     }
 
     async fn open_stream(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Body, Failure> {
         let (controller, signal) = self.controller();
-        let mut resp = self.timed(m, timeout_ms, &controller, self.send(m, body, &signal)).await?;
-        let status = resp.status_code();
-        let stream = resp.stream().map_err(|e| self.failure(m, Some(status), "error", &format!("no body: {e}")))?;
-        Ok(Box::pin(stream.map(|r| r.map_err(|e| e.to_string()))))
+        let body = translate_body(m, body);
+        let stream: worker::ByteStream = if m.provider == Provider::WorkersAi {
+            let out = self.timed(m, timeout_ms, &controller, self.run_ai(m, &body)).await?;
+            let rs: worker::web_sys::ReadableStream =
+                out.dyn_into().map_err(|_| self.failure(m, None, "error", "Workers AI did not return a stream"))?;
+            worker::ByteStream::from(rs)
+        } else {
+            let mut resp = self.timed(m, timeout_ms, &controller, self.send(m, &body, &signal)).await?;
+            let status = resp.status_code();
+            resp.stream().map_err(|e| self.failure(m, Some(status), "error", &format!("no body: {e}")))?
+        };
+        // Other APIs' streams are translated to OpenAI chunks as they arrive.
+        let translated: Body = match m.provider {
+            Provider::Openai => Box::pin(stream.map(|r| r.map_err(|e| e.to_string()))),
+            Provider::Anthropic => {
+                let mut t = anthropic::StreamTranslator::default();
+                Box::pin(stream.map(move |r| {
+                    r.map(|bytes| {
+                        let mut out = Vec::new();
+                        t.push(&bytes, &mut out);
+                        out
+                    })
+                    .map_err(|e| e.to_string())
+                }))
+            }
+            Provider::WorkersAi => {
+                let mut t = workers_ai::StreamTranslator::default();
+                Box::pin(stream.map(move |r| {
+                    r.map(|bytes| {
+                        let mut out = Vec::new();
+                        t.push(&bytes, &mut out);
+                        out
+                    })
+                    .map_err(|e| e.to_string())
+                }))
+            }
+        };
+        Ok(translated)
     }
 
     fn now_ms(&self) -> f64 {

@@ -455,3 +455,38 @@ fn client_leaving_aborts_upstream_calls() {
     assert_eq!(fake.aborts.get(), 1);
     assert!(!fake.called("s"));
 }
+
+#[test]
+fn two_layers_feed_layer_one_answers_to_layer_two() {
+    let fake = Fake::default().script("a", &[Step::Answer("A1"), Step::Answer("A2")]).script("b", &[Step::Answer("B1"), Step::Answer("B2")]);
+    let ens = ensemble_with(&["a", "b"], &["s"], json!({"layers": 2}));
+    let reply = run(&fake, &ens).unwrap();
+    let bodies = fake.bodies.borrow();
+    let layer2: Vec<&Value> = bodies.iter().filter(|(m, _)| m == "a" || m == "b").map(|(_, b)| b).skip(2).collect();
+    assert_eq!(layer2.len(), 2);
+    for b in layer2 {
+        let sys = b["messages"][0]["content"].as_str().unwrap();
+        assert!(sys.starts_with(crate::prompt::LAYER_PROMPT) && sys.contains("A1") && sys.contains("B1"), "{sys}");
+        assert_eq!(b["messages"][1]["content"], "2+2?");
+    }
+    let summary = &bodies.last().unwrap().1["messages"][0]["content"];
+    assert!(summary.as_str().unwrap().contains("A2") && !summary.as_str().unwrap().contains("A1"));
+    // 4 panel calls + summary.
+    assert_eq!(reply.body["usage"]["total_tokens"], 75);
+    assert_eq!(reply.body["n1"]["layers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn keep_history_false_sends_only_the_last_turn_to_the_summary() {
+    let fake = Fake::default();
+    let ens = ensemble_with(&["a"], &["s"], json!({"keep_history": false}));
+    let body = json!({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "old"}, {"role": "assistant", "content": "r"}, {"role": "user", "content": "new"}]});
+    let req = parse_chat_request(body.to_string().as_bytes()).unwrap();
+    block_on(complete(&fake, &ens, &req, &ids())).unwrap();
+    let bodies = fake.bodies.borrow();
+    let (_, s) = bodies.last().unwrap();
+    let rest: Vec<&str> = s["messages"].as_array().unwrap()[1..].iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(rest, ["S", "new"]);
+    // The panel still sees everything.
+    assert_eq!(bodies[0].1["messages"].as_array().unwrap().len(), 4);
+}

@@ -80,7 +80,8 @@ export async function startMockUpstream() {
     if (rec.body && typeof rec.body.model === "string") rec.model = rec.body.model;
 
     const path = req.url.split("?")[0];
-    if (req.method !== "POST" || !path.endsWith("/chat/completions")) {
+    const anthropic = path.endsWith("/messages");
+    if (req.method !== "POST" || !(path.endsWith("/chat/completions") || anthropic)) {
       return sendJson(res, 404, errorBody(`mock: no route ${req.method} ${path}`, "invalid_request_error"));
     }
     if (!rec.body || typeof rec.body !== "object") {
@@ -106,6 +107,7 @@ export async function startMockUpstream() {
       usage: "usage" in bh ? bh.usage : DEFAULT_USAGE,
       finishReason: bh.finishReason ?? (bh.toolCalls ? "tool_calls" : "stop"),
     };
+    if (anthropic) return anthropicReply(res, ctx, bh, opts, headers, rec.body.stream === true);
     if (rec.body.stream === true) {
       return stream(res, ctx, bh, opts, headers, rec.body.stream_options?.include_usage === true);
     }
@@ -283,6 +285,37 @@ async function stream(res, ctx, bh, o, headers, includeUsage) {
   } else {
     res.end();
   }
+}
+
+// Anthropic's Messages API (POST …/messages), for the anthropic provider tests.
+async function anthropicReply(res, ctx, bh, o, headers, streaming) {
+  const usage = { input_tokens: o.usage?.prompt_tokens ?? 10, output_tokens: o.usage?.completion_tokens ?? 5 };
+  const toolUse = (bh.toolCalls ?? []).map((tc) => ({ type: "tool_use", id: tc.id, name: tc.function.name, input: JSON.parse(tc.function.arguments) }));
+  const stop = toolUse.length ? "tool_use" : "end_turn";
+  if (!streaming) {
+    const content = [...(o.text ? [{ type: "text", text: String(o.text) }] : []), ...toolUse];
+    return sendJson(res, 200, JSON.stringify({ id: `msg-${o.n}`, type: "message", role: "assistant", model: o.model, content, stop_reason: stop, usage }), headers);
+  }
+  const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  const frames = [ev("message_start", { message: { id: `msg-${o.n}`, usage: { input_tokens: usage.input_tokens, output_tokens: 1 } } }), ev("ping", {})];
+  if (o.text) {
+    frames.push(ev("content_block_start", { index: 0, content_block: { type: "text", text: "" } }));
+    for (const p of splitText(String(o.text), bh.chunks)) frames.push(ev("content_block_delta", { index: 0, delta: { type: "text_delta", text: p } }));
+    frames.push(ev("content_block_stop", { index: 0 }));
+  }
+  toolUse.forEach((t, i) => {
+    const index = i + (o.text ? 1 : 0);
+    frames.push(ev("content_block_start", { index, content_block: { type: "tool_use", id: t.id, name: t.name, input: {} } }));
+    frames.push(ev("content_block_delta", { index, delta: { type: "input_json_delta", partial_json: JSON.stringify(t.input) } }));
+    frames.push(ev("content_block_stop", { index }));
+  });
+  frames.push(ev("message_delta", { delta: { stop_reason: stop }, usage: { output_tokens: usage.output_tokens } }), ev("message_stop", {}));
+  res.writeHead(200, { "content-type": "text/event-stream", ...headers });
+  for (const f of frames) {
+    if (ctx.closed) return;
+    await write(res, ctx, Buffer.from(f));
+  }
+  res.end();
 }
 
 // 1–7 byte writes with a turn of the event loop between them, so UTF-8 sequences and

@@ -28,12 +28,50 @@ export class CapturingLog extends Log {
 /** Test defaults: plain-http loopback upstreams (the mock) and no access keys. */
 export const TEST_BINDINGS = { N1_ALLOW_INSECURE_UPSTREAMS: "true", N1_ALLOW_ANONYMOUS: "true" };
 
-export async function startWorker({ config, bindings = {}, kv = {}, ratelimits } = {}) {
+// A stand-in for the Workers AI binding: `run(model, input)` forwards to the
+// mock upstream as an OpenAI call and answers in Workers AI's shapes
+// ({response, usage} or an SSE stream of {response} events).
+const AI_MOCK = `
+export default function (env) {
+  return {
+    async run(model, input) {
+      const r = await fetch(env.MOCK_URL + "/v1/chat/completions", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-workers-ai": "1" },
+        body: JSON.stringify({ model, ...input, ...(input.stream ? { stream_options: { include_usage: true } } : {}) }),
+      });
+      if (!r.ok) throw new Error("AI run failed: " + r.status);
+      if (!input.stream) {
+        const j = await r.json();
+        return { response: j.choices[0].message.content, usage: j.usage };
+      }
+      const dec = new TextDecoder(), enc = new TextEncoder();
+      let buf = "";
+      return r.body.pipeThrough(new TransformStream({
+        transform(chunk, c) {
+          buf += dec.decode(chunk, { stream: true });
+          let i;
+          while ((i = buf.indexOf("\\n\\n")) >= 0) {
+            const line = buf.slice(0, i).replace(/^data: /, "");
+            buf = buf.slice(i + 2);
+            if (line === "[DONE]") { c.enqueue(enc.encode("data: [DONE]\\n\\n")); continue; }
+            const j = JSON.parse(line);
+            const out = j.usage ? { response: "", usage: j.usage } : { response: j.choices?.[0]?.delta?.content ?? "" };
+            c.enqueue(enc.encode("data: " + JSON.stringify(out) + "\\n\\n"));
+          }
+        },
+      }));
+    },
+  };
+}`;
+
+export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, aiMockUrl } = {}) {
   const log = new CapturingLog();
   const b = { ...TEST_BINDINGS, ...bindings };
   for (const [k, v] of Object.entries(b)) if (v === undefined) delete b[k];
   if (config !== undefined) b.N1_CONFIG = typeof config === "string" ? config : JSON.stringify(config);
-  const mf = new Miniflare({
+  const n1 = {
+    name: "n1",
     modules: true,
     scriptPath: "worker/entry.mjs",
     modulesRoot: ".",
@@ -46,6 +84,12 @@ export async function startWorker({ config, bindings = {}, kv = {}, ratelimits }
     bindings: b,
     kvNamespaces: ["CONFIG"],
     ...(ratelimits ? { ratelimits } : {}),
+    ...(aiMockUrl ? { wrappedBindings: { AI: { scriptName: "ai-mock", bindings: { MOCK_URL: aiMockUrl } } } } : {}),
+  };
+  const workers = [n1];
+  if (aiMockUrl) workers.push({ name: "ai-mock", modules: true, script: AI_MOCK });
+  const mf = new Miniflare({
+    workers,
     host: "127.0.0.1",
     port: 0,
     cf: false,
