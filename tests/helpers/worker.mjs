@@ -8,6 +8,15 @@ const toml = readFileSync(new URL("../../wrangler.toml", import.meta.url), "utf8
 export const COMPAT_DATE = toml.match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
 const COMPAT_FLAGS = JSON.parse(toml.match(/^compatibility_flags\s*=\s*(\[.*\])/m)?.[1] ?? "[]");
 
+// The static assets (the chat page) exactly as `wrangler dev` serves them: wrangler's
+// own translation of wrangler.toml's [assets] (directory, run_worker_first routing).
+async function assetsOptions() {
+  const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
+  const { assets } = unstable_getMiniflareWorkerOptions(new URL("../../wrangler.toml", import.meta.url).pathname).workerOptions;
+  if (!assets) throw new Error("wrangler.toml has no [assets] section");
+  return assets;
+}
+
 /** Lines the worker logged (console.log), for secret-leak checks. */
 export class CapturingLog extends Log {
   constructor() {
@@ -24,6 +33,7 @@ export class CapturingLog extends Log {
  * @param {object|string} [opts.config]  N1_CONFIG (object is JSON-encoded)
  * @param {object} [opts.bindings]       extra vars/secrets
  * @param {object} [opts.kv]             initial CONFIG KV contents
+ * @param {boolean} [opts.assets]        also serve the static assets (the chat page), as deployed
  */
 /** Test defaults: plain-http loopback upstreams (the mock) and no access keys. */
 export const TEST_BINDINGS = { N1_ALLOW_INSECURE_UPSTREAMS: "true", N1_ALLOW_ANONYMOUS: "true" };
@@ -65,7 +75,7 @@ export default function (env) {
   };
 }`;
 
-export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, aiMockUrl } = {}) {
+export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, aiMockUrl, assets = false } = {}) {
   const log = new CapturingLog();
   const b = { ...TEST_BINDINGS, ...bindings };
   for (const [k, v] of Object.entries(b)) if (v === undefined) delete b[k];
@@ -85,6 +95,7 @@ export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, 
     kvNamespaces: ["CONFIG"],
     ...(ratelimits ? { ratelimits } : {}),
     ...(aiMockUrl ? { wrappedBindings: { AI: { scriptName: "ai-mock", bindings: { MOCK_URL: aiMockUrl } } } } : {}),
+    ...(assets ? { assets: await assetsOptions() } : {}),
   };
   const workers = [n1];
   if (aiMockUrl) workers.push({ name: "ai-mock", modules: true, script: AI_MOCK });
