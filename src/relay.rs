@@ -155,10 +155,9 @@ impl Relay {
             return Ok(()); // the upstream's own role chunk: ours went out first
         }
         self.sent = true;
-        let is_finish = finish.is_some();
-        let mut chunk = Vec::with_capacity(self.prefix.len() + data.len() + 2);
-        let their_n1 = self.rewrite(data, is_finish, &mut chunk);
         if let Some(f) = finish {
+            let mut chunk = Vec::with_capacity(self.prefix.len() + data.len() + 2);
+            let their_n1 = self.rewrite(data, true, &mut chunk);
             self.finish_reason = Some(f);
             if let Some(prev) = self.held.replace((chunk, their_n1)) {
                 release(out, prev);
@@ -167,7 +166,10 @@ impl Relay {
             if let Some(prev) = self.held.take() {
                 release(out, prev);
             }
-            frame(out, &chunk);
+            // The common case: written straight into `out`.
+            out.extend_from_slice(b"data: ");
+            self.rewrite(data, false, out);
+            out.extend_from_slice(b"\n\n");
         }
         Ok(())
     }
@@ -1022,5 +1024,47 @@ mod tests {
                 assert_eq!(meta_value(&a), meta_value(&b), "{seq:?}\nnew: {}\nold: {}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
             }
         }
+    }
+
+    /// `cargo test --release relay_speed -- --ignored --nocapture`: ns per event, new
+    /// relay vs the old one, on a 4096-chunk stream read 16 KB at a time.
+    #[test]
+    #[ignore]
+    fn relay_speed() {
+        let text = "the quick brown fox jumps over the lazy dog while light scatters in the sky ".repeat(2);
+        let mut src = String::new();
+        for k in 0..4096 {
+            let piece = &text[k % 8..k % 8 + 64];
+            src += &format!("data: {{\"id\":\"mock-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"finish_reason\":null}}]}}\n\n");
+        }
+        src += "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+        let runs = 30;
+        let per_event = |t: std::time::Instant| t.elapsed().as_nanos() as f64 / (runs * 4098) as f64;
+        let t = std::time::Instant::now();
+        for _ in 0..runs {
+            let mut r = Relay::new(ids(), vec![]);
+            let mut out = Vec::new();
+            for c in src.as_bytes().chunks(16384) {
+                r.push(c, &mut out).unwrap();
+            }
+            r.end(&mut out).unwrap();
+            std::hint::black_box(out);
+        }
+        let new = per_event(t);
+        let t = std::time::Instant::now();
+        for _ in 0..runs {
+            let mut p = Parser::new();
+            let mut ev = Vec::new();
+            let mut r = legacy::Old::new(ids());
+            let mut out = Vec::new();
+            for c in src.as_bytes().chunks(16384) {
+                p.push(c, &mut ev).unwrap();
+                for e in ev.drain(..) {
+                    r.event(&e.data, &mut out).unwrap();
+                }
+            }
+            std::hint::black_box(out);
+        }
+        eprintln!("relay: {new:.0} ns/event (the Value-based relay: {:.0})", per_event(t));
     }
 }
