@@ -1,7 +1,7 @@
 // CPU profile of a worker under load, through workerd's inspector (V8 sampling profiler).
 // Prints the functions with the most self time (wasm functions keep their Rust names).
 //   node bench/profile.mjs [n1|reference] [json|stream] [ensemble] [seconds] [connections]
-// Ensembles are bench/run.mjs's (zero, a1024, a32768, a262144, ...). Not part of `npm run bench`.
+// Ensembles: zero, a1024, a32768, a262144 (as in bench/run.mjs), spaced (200 chunks 2 ms apart). Not part of `npm run bench`.
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 import { Miniflare, NoOpLog } from "miniflare";
@@ -22,6 +22,8 @@ const ens = {
   a1024: { panel: n3("s1024"), summary: m("s1024", "summary") },
   a32768: { panel: n3("s32768"), summary: m("s32768", "summary") },
   a262144: { panel: n3("s262144"), summary: m("s262144", "summary") },
+  // 200 content chunks 2 ms apart: the per-chunk path of a real stream
+  spaced: { panel: n3("d0"), summary: m("d0-s12800-c200-i2", "summary") },
 };
 const model = (x) => ({ endpoint: x.url, model: x.model, max_retries: 0 });
 const n1Config = { ensembles: Object.fromEntries(Object.entries(ens).map(([k, e]) => [k, { panel: e.panel.map(model), summary: model(e.summary) }])) };
