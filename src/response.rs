@@ -67,19 +67,20 @@ pub fn clean_reason(msg: &str, secrets: &[&str]) -> String {
 
 /// Parse a 2xx chat completion body.
 pub fn parse_completion(body: &str) -> Result<Completion, String> {
-    let v: Value = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
+    let mut v: Value = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
+    let usage = v.get("usage").and_then(Usage::from_json);
     let choice = v
-        .get("choices")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
+        .get_mut("choices")
+        .and_then(Value::as_array_mut)
+        .and_then(|c| c.first_mut())
         .ok_or_else(|| "the upstream returned no choices".to_owned())?;
-    let message = choice
-        .get("message")
-        .filter(|m| m.is_object())
-        .cloned()
-        .ok_or_else(|| "the upstream returned a choice without a message".to_owned())?;
+    // Moved out of the parsed body, not copied (answers can be long).
+    let message = match choice.get_mut("message") {
+        Some(m) if m.is_object() => m.take(),
+        _ => return Err("the upstream returned a choice without a message".to_owned()),
+    };
     let finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(str::to_owned);
-    Ok(Completion { message, finish_reason, usage: v.get("usage").and_then(Usage::from_json) })
+    Ok(Completion { message, finish_reason, usage })
 }
 
 /// What one panel member did, for the `n1` metadata.
