@@ -160,6 +160,18 @@ fn js_error(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| "Workers AI error".into())
 }
 
+/// Each read of another API's stream, rewritten into OpenAI chunk events.
+fn translate(stream: worker::ByteStream, mut push: impl FnMut(&[u8], &mut Vec<u8>) + 'static) -> Body {
+    Box::pin(stream.map(move |r| {
+        r.map(|bytes| {
+            let mut out = Vec::new();
+            push(&bytes, &mut out);
+            out
+        })
+        .map_err(|e| e.to_string())
+    }))
+}
+
 /// `Retry-After` (seconds or an HTTP date) or `retry-after-ms`.
 fn retry_after_ms(seconds: Option<String>, millis: Option<String>) -> Option<u64> {
     retry::parse_retry_after(seconds.as_deref(), millis.as_deref()).or_else(|| {
@@ -214,25 +226,11 @@ impl Runtime for FetchRuntime {
             Provider::Openai => Box::pin(stream.map(|r| r.map_err(|e| e.to_string()))),
             Provider::Anthropic => {
                 let mut t = anthropic::StreamTranslator::default();
-                Box::pin(stream.map(move |r| {
-                    r.map(|bytes| {
-                        let mut out = Vec::new();
-                        t.push(&bytes, &mut out);
-                        out
-                    })
-                    .map_err(|e| e.to_string())
-                }))
+                translate(stream, move |b, out| t.push(b, out))
             }
             Provider::WorkersAi => {
                 let mut t = workers_ai::StreamTranslator::default();
-                Box::pin(stream.map(move |r| {
-                    r.map(|bytes| {
-                        let mut out = Vec::new();
-                        t.push(&bytes, &mut out);
-                        out
-                    })
-                    .map_err(|e| e.to_string())
-                }))
+                translate(stream, move |b, out| t.push(b, out))
             }
         };
         Ok(translated)
