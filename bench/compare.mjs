@@ -1,16 +1,32 @@
 // Side-by-side comparison of several N-1 builds (and the reference worker) in one run,
 // for trying optimizations: `node bench/compare.mjs name=dir name=dir ...` where each dir
-// holds a build (index.js + index_bg.wasm, e.g. a copy of build/). Interleaved rounds of
+// holds a build (index.js + index_bg.wasm, e.g. a copy of build/ under bench/.builds/: Miniflare
+// needs the modules below the working directory). Interleaved rounds of
 // autocannon (c=16, both modes, zero-delay mock) and sequential requests measuring the
 // workerd CPU time per request at several answer sizes. Not part of `npm run bench`.
 import path from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import autocannon from "autocannon";
 import { agent, cpuMs, median, post, startMock, startWorkerd } from "./lib.mjs";
 
 process.chdir(new URL("..", import.meta.url).pathname);
+// `name=dir?VAR=value&VAR2=value` adds bindings for that build (e.g. `?N1_LOG_REQUESTS=errors`).
 const builds = process.argv.slice(2).map((a) => {
-  const [name, dir] = a.split("=");
-  return { name, script: path.resolve(dir, "index.js") };
+  const [name, rest] = [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)];
+  const [dir, query = ""] = rest.split("?");
+  const extra = Object.fromEntries(new URLSearchParams(query));
+  // As deployed: worker/entry.mjs around the build (`?raw=1`: the build alone; `?entry=file`:
+  // another entry module in that directory).
+  let script = path.resolve(dir, "index.js");
+  if (extra.entry) {
+    script = path.resolve(dir, extra.entry);
+  } else if (extra.raw !== "1") {
+    script = path.resolve(dir, "entry.mjs");
+    writeFileSync(script, readFileSync("worker/entry.mjs", "utf8").replace('"../build/index.js"', '"./index.js"'));
+  }
+  delete extra.raw;
+  delete extra.entry;
+  return { name, script, extra };
 });
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 3);
@@ -28,14 +44,17 @@ const ens = {
 const model = (x) => ({ endpoint: x.url, model: x.model, max_retries: 0 });
 const config = JSON.stringify({ ensembles: Object.fromEntries(Object.entries(ens).map(([k, e]) => [k, { panel: e.panel.map(model), summary: model(e.summary) }])) });
 const targets = [{ name: "reference", w: await startWorkerd({ scriptPath: "bench/reference-worker.mjs", bindings: { REF_CONFIG: JSON.stringify(ens) } }) }];
-for (const b of builds) targets.push({ name: b.name, w: await startWorkerd({ scriptPath: b.script, bindings: { N1_CONFIG: config, N1_ALLOW_ANONYMOUS: "true" } }) });
+for (const b of builds) targets.push({ name: b.name, w: await startWorkerd({ scriptPath: b.script, bindings: { N1_CONFIG: config, N1_ALLOW_ANONYMOUS: "true", N1_ALLOW_INSECURE_UPSTREAMS: "true", ...b.extra } }) });
 const body = (e, stream) => JSON.stringify({ model: e, messages: [{ role: "user", content: "Why is the sky blue?" }], ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}) });
 const cannon = (url, b, c, duration) =>
   new Promise((res, rej) => autocannon({ url, method: "POST", headers: { "content-type": "application/json" }, body: b, connections: c, duration }, (e, r) => (e ? rej(e) : res(r))));
 
 const res = Object.fromEntries(targets.map((t) => [t.name, {}]));
 const push = (t, k, v) => (res[t.name][k] ??= []).push(v);
-for (const t of targets) await cannon(`${t.w.url}/v1/chat/completions`, body("zero", false), 16, 1);
+for (const t of targets) {
+  const x = await cannon(`${t.w.url}/v1/chat/completions`, body("zero", false), 16, 1);
+  if (!x["2xx"] || x.non2xx || x.errors) throw new Error(`${t.name}: warm-up failed (${x["2xx"]} ok, ${x.non2xx} non-2xx, ${x.errors} errors)`);
+}
 for (let r = 0; r < ROUNDS; r++) {
   const order = r % 2 ? [...targets].reverse() : targets;
   for (const stream of [false, true]) {

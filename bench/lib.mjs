@@ -87,7 +87,11 @@ export async function startWorkerd({ scriptPath, bindings }) {
   const mf = new Miniflare({
     modules: true,
     scriptPath,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+    modulesRoot: ".",
+    modulesRules: [
+    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    { type: "CompiledWasm", include: ["**/*.wasm"] },
+  ],
     compatibilityDate: COMPAT_DATE,
     compatibilityFlags: COMPAT_FLAGS,
     bindings,

@@ -1,6 +1,7 @@
 // CPU profile of a worker under load, through workerd's inspector (V8 sampling profiler).
 // Prints the functions with the most self time (wasm functions keep their Rust names).
-//   node bench/profile.mjs [n1|reference] [json|stream] [ensemble] [seconds] [connections]
+//   node bench/profile.mjs [n1|n1-raw|reference] [json|stream] [ensemble] [seconds] [connections]
+// n1 is the worker as deployed (worker/entry.mjs around build/); n1-raw the build alone.
 // Ensembles: zero, a1024, a32768, a262144 (as in bench/run.mjs), spaced (200 chunks 2 ms apart). Not part of `npm run bench`.
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
@@ -30,10 +31,14 @@ const n1Config = { ensembles: Object.fromEntries(Object.entries(ens).map(([k, e]
 const port = 9300 + Math.floor(Math.random() * 500);
 const mf = new Miniflare({
   modules: true,
-  scriptPath: which === "n1" ? "build/index.js" : "bench/reference-worker.mjs",
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+  scriptPath: which === "n1" ? "worker/entry.mjs" : which === "n1-raw" ? "build/index.js" : "bench/reference-worker.mjs",
+  modulesRoot: ".",
+  modulesRules: [
+    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    { type: "CompiledWasm", include: ["**/*.wasm"] },
+  ],
   compatibilityDate: COMPAT_DATE,
-  bindings: which === "n1" ? { N1_CONFIG: JSON.stringify(n1Config), N1_ALLOW_ANONYMOUS: "true" } : { REF_CONFIG: JSON.stringify(ens) },
+  bindings: which.startsWith("n1") ? { N1_CONFIG: JSON.stringify(n1Config), N1_ALLOW_ANONYMOUS: "true", N1_ALLOW_INSECURE_UPSTREAMS: "true" } : { REF_CONFIG: JSON.stringify(ens) },
   host: "127.0.0.1",
   port: 0,
   cf: false,

@@ -400,7 +400,7 @@ function report(R) {
     "",
     "- **direct**: the bench client makes the ensemble's calls to the mock itself (the floor of the measurement: client, loopback, mock timers);",
     "- **reference**: `bench/reference-worker.mjs`, a minimal JavaScript Worker doing the same fan-out (≤ 6 calls open) + summary relay with no validation, no retries, no metadata, streaming bytes copied unparsed (the runtime floor: what any Worker pays);",
-    "- **N-1**: the release build in workerd with bindings `N1_CONFIG` and `N1_ALLOW_ANONYMOUS`.",
+    "- **N-1**: the worker as deployed (`worker/entry.mjs` around the release build) in workerd with bindings `N1_CONFIG`, `N1_ALLOW_ANONYMOUS` and `N1_ALLOW_INSECURE_UPSTREAMS` (the mock is plain http on loopback).",
     "",
     "Each worker runs in its own workerd process (Miniflare, 127.0.0.1), the mock upstream in its own Node process (precomputed bodies; its CPU is reported). **N-1 − reference is our own cost.** Times in ms.",
     "",
@@ -581,7 +581,7 @@ async function main() {
   log("starting the mock upstream and both workers");
   const mock = await startMock();
   const ens = ensembles(mock.url);
-  const n1Spec = { scriptPath: "build/index.js", bindings: { N1_CONFIG: JSON.stringify(n1Config(ens)), N1_ALLOW_ANONYMOUS: "true" } };
+  const n1Spec = { scriptPath: "worker/entry.mjs", bindings: { N1_CONFIG: JSON.stringify(n1Config(ens)), N1_ALLOW_ANONYMOUS: "true", N1_ALLOW_INSECURE_UPSTREAMS: "true" } };
   const refSpec = { scriptPath: "bench/reference-worker.mjs", bindings: { REF_CONFIG: JSON.stringify(ens) } };
   const n1 = await startWorkerd(n1Spec);
   const ref = await startWorkerd(refSpec);

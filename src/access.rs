@@ -1,7 +1,7 @@
 //! Edge: who may call. Browser origins (CORS), client keys, rate limits; all
 //! decided before any upstream call is made.
 
-use worker::{Env, Request, Response};
+use worker::{web_sys::Request, Env, Response};
 
 use crate::auth::{self, AuthSetup, Principal};
 use crate::config::Config;
@@ -16,22 +16,13 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-/// `scheme://host[:port]` of the request URL. String slicing on purpose:
-/// `Request::url()` would link the `url` crate's IDNA tables (~200 KB of Wasm).
-fn own_origin(req: &Request) -> String {
-    let url = req.inner().url();
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
-    url[..end].to_owned()
-}
-
 /// The request's `Origin` if it is allowed; `Err` if it is a browser origin we
 /// refuse. Refusing (rather than only withholding CORS headers) matters: a
 /// "simple" cross-site POST needs no preflight and would otherwise spend money.
 pub fn check_origin(req: &Request, env: &Env) -> Result<Option<String>, N1Error> {
     let Some(origin) = header(req, "origin") else { return Ok(None) };
     let policy = CorsPolicy::parse(settings::string_binding(env, "N1_CORS_ORIGINS").as_deref());
-    if policy.allows(&origin, &own_origin(req)) {
+    if policy.allows(&origin, crate::url::origin_of(&req.url())) {
         Ok(Some(origin))
     } else {
         Err(N1Error::OriginNotAllowed)

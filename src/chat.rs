@@ -5,8 +5,9 @@ use futures::StreamExt;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys, Context, Env, Request, Response, ResponseBuilder};
+use worker::{js_sys, web_sys, web_sys::Request, Context, Env, Response, ResponseBuilder};
 
+use crate::access::header;
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::ensemble::{self, Sink};
@@ -17,12 +18,12 @@ use crate::response::ReplyIds;
 use crate::settings::{self, Keys};
 use crate::upstream::FetchRuntime;
 
-pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config, who: &Principal) -> Result<Response, N1Error> {
-    let bytes = read_body(&mut req, settings::max_body_bytes(env)).await?;
+pub async fn handle(req: Request, env: &Env, ctx: &Context, config: &Config, who: &Principal) -> Result<Response, N1Error> {
+    let bytes = read_body(&req, settings::max_body_bytes(env)).await?;
     let mut chat = parse_chat_request(&bytes)?;
     check_limits(&chat, &settings::limits(env))?;
     // Progress events may also be asked for with a header, for clients that cannot add body fields.
-    if req.headers().get("x-n1-progress").ok().flatten().is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
+    if header(&req, "x-n1-progress").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
         chat.progress = true;
     }
     let named = config
@@ -30,7 +31,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config,
         .ok_or_else(|| N1Error::ModelNotFound(chat.model.clone().unwrap_or_default()))?;
     who.check(&named.name)?;
     // Requests with images go to the ensemble's vision models.
-    let ens = named.for_request(has_images(chat.messages()))?.into_owned();
+    let ens = named.for_request(has_images(chat.messages()))?;
     let keys = Keys::resolve(env, &ens)?;
     let secrets = keys.values(&ens);
     let ai = js_sys::Reflect::get(env, &"AI".into()).ok().filter(|v| !v.is_undefined());
@@ -54,15 +55,13 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config,
         return Ok(resp);
     }
 
-    // Headers leave now; the panel and the summary write into the stream.
+    // Headers leave now; the panel and the summary write into the stream
+    // (which outlives this call, hence the owned ensemble).
+    let ens = ens.into_owned();
     let ens_name = ens.name.clone();
-    let ts = web_sys::TransformStream::new().map_err(|_| N1Error::Internal("could not create a stream".into()))?;
-    let writer = ts
-        .writable()
-        .get_writer()
-        .map_err(|_| N1Error::Internal("could not open the stream".into()))?;
+    let (readable, writer) = reply_stream().ok_or_else(|| N1Error::Internal("could not create a stream".into()))?;
     let test_panic = settings::flag(env, "N1_ENABLE_TEST_HOOKS")
-        && req.headers().get("x-n1-test-panic").ok().flatten().as_deref() == Some("stream");
+        && header(&req, "x-n1-test-panic").as_deref() == Some("stream");
     ctx.wait_until(async move {
         if test_panic {
             panic!("test hook: deliberate panic mid-stream");
@@ -78,28 +77,51 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context, config: &Config,
         .and_then(|b| b.with_header("x-accel-buffering", "no"))
         .and_then(|b| b.with_header("x-n1-ensemble", &ens_name))
         .map_err(|_| N1Error::Internal("could not build headers".into()))?
-        .stream(ts.readable());
+        .stream(readable);
     Ok(resp)
 }
 
 /// The body, refused with 413 past `max` bytes: from `content-length` before
-/// reading, and while reading when it is absent (chunked uploads).
-async fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, N1Error> {
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+/// reading (then read whole by the runtime, one copy into Wasm), and while
+/// reading when it is absent (chunked uploads).
+async fn read_body(req: &Request, max: u64) -> Result<Vec<u8>, N1Error> {
+    let declared = header(req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
         return Err(N1Error::PayloadTooLarge(max));
     }
-    let unreadable = || N1Error::invalid("The request body could not be read.", None);
-    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
-    let Ok(mut stream) = req.stream() else { return Ok(body) };
+    let unreadable = |_| N1Error::invalid("The request body could not be read.", None);
+    if declared.is_some() {
+        let buf = JsFuture::from(req.array_buffer().map_err(unreadable)?).await.map_err(unreadable)?;
+        let body = js_sys::Uint8Array::new(&buf);
+        if body.length() as u64 > max {
+            return Err(N1Error::PayloadTooLarge(max));
+        }
+        return Ok(body.to_vec());
+    }
+    let Some(stream) = req.body() else { return Ok(Vec::new()) };
+    let mut body = Vec::new();
+    let mut stream = worker::ByteStream::from(stream);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| unreadable())?;
+        let chunk = chunk.map_err(|_| N1Error::invalid("The request body could not be read.", None))?;
         if body.len() as u64 + chunk.len() as u64 > max {
             return Err(N1Error::PayloadTooLarge(max));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The reply stream and its writer: from worker/entry.mjs (which can then end
+/// the stream should the instance die mid-way), else a stream of our own.
+fn reply_stream() -> Option<(web_sys::ReadableStream, web_sys::WritableStreamDefaultWriter)> {
+    let global = js_sys::global();
+    if let Ok(f) = js_sys::Reflect::get(&global, &"__n1_reply_stream".into()).and_then(|f| f.dyn_into::<js_sys::Function>()) {
+        let pair: js_sys::Array = f.call0(&global).ok()?.dyn_into().ok()?;
+        return Some((pair.get(0).dyn_into().ok()?, pair.get(1).dyn_into().ok()?));
+    }
+    let ts = web_sys::TransformStream::new().ok()?;
+    let writer = ts.writable().get_writer().ok()?;
+    Some((ts.readable(), writer))
 }
 
 struct WriterSink {

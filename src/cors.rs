@@ -35,7 +35,7 @@ impl CorsPolicy {
     /// Our own origin (the chat page) is always allowed.
     pub fn allows(&self, origin: &str, own_origin: &str) -> bool {
         let o = normalize(origin);
-        self.any || o == normalize(own_origin) || self.origins.iter().any(|a| *a == o)
+        self.any || o == normalize(own_origin) || self.origins.contains(&o)
     }
 
     /// Headers for a reply to an allowed origin.

@@ -147,7 +147,11 @@ trait PanelWatch {
     fn tick_ms(&self) -> Option<u64>;
     async fn tick(&mut self) -> Result<(), ()>;
     async fn member(&mut self, ens: &Ensemble, layer: usize, m: &Member) -> Result<(), ()>;
-    /// A layer starts (`Some`) or ends (`None` = the outcome is in `result`).
+    /// Whether `layer` events are wanted (they are built only then).
+    fn wants_layers(&self) -> bool {
+        false
+    }
+    /// A layer starts or ends (`panel_start` / `panel_done`).
     async fn layer(&mut self, _event: Value) -> Result<(), ()> {
         Ok(())
     }
@@ -189,17 +193,20 @@ async fn run_panel<R: Runtime, W: PanelWatch>(
     let mut gone = watch.gone();
     let mut members = Vec::with_capacity(ens.panel.len());
     let mut ok = 0;
+    // One timer at a time, re-armed only when it fires (the next keep-alive or
+    // the panel deadline), not on every member's answer: timers cost a JS
+    // round trip each.
+    let tick_ms = watch.tick_ms();
+    let wake = move |now: f64| tick_ms.map_or(panel_deadline - now, |t| (t as f64).min(panel_deadline - now)).max(0.0) as u64;
+    let mut timer = Box::pin(rt.sleep(wake(start)));
     let end = loop {
         if ens.policy.quorum.is_some_and(|q| ok >= q) && members.len() < ens.panel.len() {
             break PanelEnd::Quorum;
         }
-        let left = panel_deadline - rt.now_ms();
-        if left < 1.0 {
+        if panel_deadline - rt.now_ms() < 1.0 {
             break PanelEnd::Timeout;
         }
-        let wait = watch.tick_ms().map_or(left as u64, |t| t.min(left as u64));
-        let timer = Box::pin(rt.sleep(wait));
-        match select(select(calls.next(), timer), &mut gone).await {
+        match select(select(calls.next(), &mut timer), &mut gone).await {
             Either::Left((Either::Left((Some(m), _)), _)) => {
                 ok += m.outcome.is_ok() as usize;
                 let r = watch.member(ens, layer, &m).await;
@@ -210,9 +217,11 @@ async fn run_panel<R: Runtime, W: PanelWatch>(
             }
             Either::Left((Either::Left((None, _)), _)) => break PanelEnd::All,
             Either::Left((Either::Right(_), _)) => {
-                if rt.now_ms() < panel_deadline && watch.tick().await.is_err() {
+                let now = rt.now_ms();
+                if now < panel_deadline && watch.tick().await.is_err() {
                     return Err(ClientGone);
                 }
+                timer = Box::pin(rt.sleep(wake(now)));
             }
             Either::Right(_) => return Err(ClientGone),
         }
@@ -336,19 +345,23 @@ async fn run_layers<R: Runtime, W: PanelWatch>(rt: &R, ens: &Ensemble, req: &Cha
         let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
         let system = prompt::layer_system_message(&refs);
         let messages = if layer == 1 { Messages::Client(base) } else { Messages::WithSystem { system: &system, rest: base } };
-        let models: Vec<Value> = ens.panel.iter().enumerate().map(|(i, m)| json!({"index": i, "model": m.model})).collect();
-        let mut start = json!({"type": "panel_start", "panel": models, "summary": ens.summary[0].model});
-        if ens.layers > 1 {
-            start["layer"] = layer.into();
+        if watch.wants_layers() {
+            let models: Vec<Value> = ens.panel.iter().enumerate().map(|(i, m)| json!({"index": i, "model": m.model})).collect();
+            let mut start = json!({"type": "panel_start", "panel": models, "summary": ens.summary[0].model});
+            if ens.layers > 1 {
+                start["layer"] = layer.into();
+            }
+            watch.layer(start).await.map_err(|_| PanelStop::Gone)?;
         }
-        watch.layer(start).await.map_err(|_| PanelStop::Gone)?;
         let (members, end) = run_panel(rt, ens, req, messages, layer, deadline, watch).await.map_err(|_| PanelStop::Gone)?;
         let mut result = PanelResult::new(ens, members, end);
-        let mut done = json!({"type": "panel_done", "panel_ok": result.answers.len(), "panel_total": ens.panel.len(), "end": end.as_str()});
-        if ens.layers > 1 {
-            done["layer"] = layer.into();
+        if watch.wants_layers() {
+            let mut done = json!({"type": "panel_done", "panel_ok": result.answers.len(), "panel_total": ens.panel.len(), "end": end.as_str()});
+            if ens.layers > 1 {
+                done["layer"] = layer.into();
+            }
+            watch.layer(done).await.map_err(|_| PanelStop::Gone)?;
         }
-        watch.layer(done).await.map_err(|_| PanelStop::Gone)?;
         if rt.now_ms() >= deadline {
             return Err(PanelStop::Failed(N1Error::RequestTimeout(ens.policy.request_timeout_ms)));
         }
@@ -485,6 +498,9 @@ impl<S: Sink> PanelWatch for StreamWatch<'_, S> {
         }
         self.progress(event).await
     }
+    fn wants_layers(&self) -> bool {
+        self.progress
+    }
     async fn layer(&mut self, event: Value) -> Result<(), ()> {
         self.progress(event).await
     }
@@ -542,14 +558,17 @@ async fn stream_inner<R: Runtime, S: Sink>(rt: &R, ens: &Ensemble, req: &ChatReq
         let idle_ms = model.timeout_ms.unwrap_or(retry::DEFAULT_TIMEOUT_MS);
         let mut relay = Relay::new(ids.clone(), rt.secrets());
         let mut buf = Vec::new();
+        // The idle timer is re-armed when it fires, for what is left of the
+        // idle window since the last read, instead of once per read.
+        let mut last_read = rt.now_ms();
+        let mut timer = Box::pin(rt.sleep(idle_ms.min((deadline - last_read).max(0.0) as u64)));
         let result = loop {
-            let left = deadline - rt.now_ms();
-            if left < 1.0 {
+            if deadline - rt.now_ms() < 1.0 {
                 break Err(RelayFault::Deadline);
             }
-            let timer = Box::pin(rt.sleep(idle_ms.min(left as u64)));
-            match select(select(upstream.next(), timer), &mut gone).await {
+            match select(select(upstream.next(), &mut timer), &mut gone).await {
                 Either::Left((Either::Left((Some(Ok(bytes)), _)), _)) => {
+                    last_read = rt.now_ms();
                     let r = relay.push(&bytes, &mut buf);
                     if !buf.is_empty() {
                         out.send(std::mem::take(&mut buf)).await.map_err(|_| ClientGone)?;
@@ -563,10 +582,15 @@ async fn stream_inner<R: Runtime, S: Sink>(rt: &R, ens: &Ensemble, req: &ChatReq
                 }
                 Either::Left((Either::Left((None, _)), _)) => break relay.end(&mut buf).map_err(|e| RelayFault::Broken(e.message())),
                 Either::Left((Either::Right(_), _)) => {
-                    if rt.now_ms() >= deadline {
+                    let now = rt.now_ms();
+                    if now >= deadline {
                         break Err(RelayFault::Deadline);
                     }
-                    break Err(RelayFault::Broken(format!("The summary model sent nothing for {idle_ms} ms.")));
+                    let idle_until = last_read + idle_ms as f64;
+                    if now >= idle_until {
+                        break Err(RelayFault::Broken(format!("The summary model sent nothing for {idle_ms} ms.")));
+                    }
+                    timer = Box::pin(rt.sleep((idle_until.min(deadline) - now).ceil() as u64));
                 }
                 Either::Right(_) => return Err(ClientGone),
             }

@@ -17,6 +17,7 @@ pub mod request;
 pub mod response;
 pub mod retry;
 pub mod sse;
+pub mod url;
 pub mod usage;
 pub mod workers_ai;
 
@@ -35,27 +36,30 @@ mod upstream;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
-    use worker::{console_log, event, js_sys, Context, Env, Method, Request, Response, Result};
+    use worker::{console_log, event, js_sys, web_sys::Request, Context, Env, Response, Result};
 
     use crate::error::N1Error;
     use crate::{access, chat, http, models, settings};
 
     /// Every request enters here: CORS, then the route, errors mapped to
-    /// OpenAI error objects in one place, a request id on every reply.
+    /// OpenAI error objects in one place, a request id on every reply. The raw
+    /// `web_sys::Request`: workers-rs' wrapper would read `request.cf` (an
+    /// object built per access) on every request.
     #[event(fetch)]
     async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         let started = js_sys::Date::now();
         let request_id = http::random_id("req_");
         let method = req.method();
-        let path = req.path();
+        let url = req.url();
+        let path = crate::url::path_of(&url);
         let mut who = String::from("-");
-        let resp = if method == Method::Options {
+        let resp = if method == "OPTIONS" {
             access::preflight(&req, &env)
         } else {
             match access::check_origin(&req, &env) {
                 Err(e) => http::error(&e),
                 Ok(origin) => {
-                    let resp = route(req, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(&e));
+                    let resp = route(req, path, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(&e));
                     if let Some(o) = origin {
                         access::add_cors(&resp, &o);
                     }
@@ -64,16 +68,19 @@ mod entry {
             }
         };
         let _ = resp.headers().set("x-request-id", &request_id);
-        // One line per request: never headers, bodies or keys, only the key's name.
-        console_log!(
-            "{} {} {} {} {}ms {}",
-            request_id,
-            method.to_string(),
-            path,
-            resp.status_code(),
-            (js_sys::Date::now() - started) as u64,
-            who
-        );
+        // One line per request (or per failed request, with N1_LOG_REQUESTS=errors):
+        // never headers, bodies or keys, only the key's name.
+        if resp.status_code() >= 400 || settings::log_all_requests(&env) {
+            console_log!(
+                "{} {} {} {} {}ms {}",
+                request_id,
+                method,
+                path,
+                resp.status_code(),
+                (js_sys::Date::now() - started) as u64,
+                who
+            );
+        }
         Ok(resp)
     }
 
@@ -96,19 +103,18 @@ mod entry {
         });
     }
 
-    async fn route(req: Request, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
+    async fn route(req: Request, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
         chain_panic_hook();
         // Test-only (off unless the operator sets N1_ENABLE_TEST_HOOKS): proves
         // that a panic still ends in a JSON error.
-        if settings::flag(env, "N1_ENABLE_TEST_HOOKS") && req.headers().get("x-n1-test-panic").ok().flatten().as_deref() == Some("now") {
+        if settings::flag(env, "N1_ENABLE_TEST_HOOKS") && access::header(&req, "x-n1-test-panic").as_deref() == Some("now") {
             panic!("test hook: deliberate panic");
         }
-        let path = req.path();
         // `/v1` is optional: some clients are configured with the bare host as base URL.
-        let route = path.strip_prefix("/v1").unwrap_or(&path);
+        let route = path.strip_prefix("/v1").unwrap_or(path);
         let method = req.method();
-        match (route, &method) {
-            ("/chat/completions", Method::Post) | ("/models", Method::Get) => {
+        match (route, method.as_str()) {
+            ("/chat/completions", "POST") | ("/models", "GET") => {
                 // Who is calling comes before any config detail or upstream call.
                 let config = settings::config(env).await;
                 let who = access::authenticate(&req, env, &config)?;
@@ -121,9 +127,9 @@ mod entry {
                     chat::handle(req, env, ctx, &config, &who).await
                 }
             }
-            ("/chat/completions", m) => Err(N1Error::MethodNotAllowed { method: m.to_string(), allowed: "POST" }),
-            ("/models", m) => Err(N1Error::MethodNotAllowed { method: m.to_string(), allowed: "GET" }),
-            _ => Err(N1Error::NotFound(path.clone())),
+            ("/chat/completions", m) => Err(N1Error::MethodNotAllowed { method: m.to_owned(), allowed: "POST" }),
+            ("/models", m) => Err(N1Error::MethodNotAllowed { method: m.to_owned(), allowed: "GET" }),
+            _ => Err(N1Error::NotFound(path.to_owned())),
         }
     }
 }

@@ -203,7 +203,7 @@ impl Relay {
             chunk.push(b',');
             chunk.extend_from_slice(key.as_bytes());
             chunk.push(b':');
-            chunk.extend_from_slice(data[vs..ve].as_bytes());
+            chunk.extend_from_slice(&data.as_bytes()[vs..ve]);
         }
         chunk.push(b'}');
         n1

@@ -76,6 +76,12 @@ pub fn flag(env: &Env, name: &str) -> bool {
     string_binding(env, name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
+/// `N1_LOG_REQUESTS`: `all` (default) logs a line per request, `errors` only
+/// for replies with status 400 and up.
+pub fn log_all_requests(env: &Env) -> bool {
+    !string_binding(env, "N1_LOG_REQUESTS").is_some_and(|v| v.trim().eq_ignore_ascii_case("errors"))
+}
+
 fn number(env: &Env, name: &str, default: u64) -> u64 {
     string_binding(env, name).and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0).unwrap_or(default)
 }
@@ -103,13 +109,26 @@ pub fn client_keys(env: &Env) -> Result<Vec<ClientKey>, N1Error> {
     }
 }
 
+thread_local! {
+    /// Vars and secrets, as read once per isolate: they are fixed for an
+    /// isolate's life (changing one deploys a new version, in new isolates),
+    /// and each read is several calls into JavaScript.
+    static BINDINGS: RefCell<HashMap<String, Option<String>>> = RefCell::new(HashMap::new());
+}
+
 /// A secret or a plain-text var.
 pub fn string_binding(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
+    if let Some(v) = BINDINGS.with(|b| b.borrow().get(name).cloned()) {
+        return v;
+    }
+    let v = env
+        .secret(name)
         .map(|s| s.to_string())
         .or_else(|_| env.var(name).map(|v| v.to_string()))
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty());
+    BINDINGS.with(|b| b.borrow_mut().insert(name.to_owned(), v.clone()));
+    v
 }
 
 /// The API keys an ensemble's models need, by secret name (or literal), read

@@ -134,6 +134,17 @@ test("a summary stream that stalls ends with an error event after the model's ti
   assert.equal(mock.requestsFor("sl-s")[0].closedEarly, true, "the stalled stream was aborted");
 });
 
+test("a summary stream slower overall than the model's timeout, but never idle that long, is relayed whole", async () => {
+  // 6 chunks 250 ms apart: 1.5 s in all against a 400 ms idle timeout, which counts from the last read.
+  mock.set("sl-s", { text: "one two three four five six", chunks: 6, chunkDelayMs: 250 });
+  const r = await postChat(w.url, { model: "stall", stream: true, messages: user("q") });
+  const { events } = parseSse(await r.text());
+  assert.equal(events.at(-1), "[DONE]");
+  assert.ok(!events.some((e) => e.error), JSON.stringify(events.filter((e) => e.error)));
+  assert.equal(streamText(events), "one two three four five six");
+  assert.equal(finishChunk(events).choices[0].finish_reason, "stop");
+});
+
 test("all panel models failing in different ways: 502 / error event naming each", async () => {
   mock.set("af-1", { fault: "hang" });
   mock.set("af-2", { status: 503 });

@@ -18,11 +18,23 @@ const JSON_500 = JSON.stringify({ error: ERROR });
 const STREAM_END = new TextEncoder().encode(`data: ${JSON.stringify({ error: ERROR })}\n\ndata: [DONE]\n\n`);
 
 const inFlight = new Set();
-let panics = 0;
 globalThis.__n1_on_panic = () => {
-  panics++;
   for (const fail of inFlight) fail();
   inFlight.clear();
+};
+
+// The Rust side takes its reply stream from here (src/chat.rs), so that this
+// wrapper holds the same writer and can end the stream with an error event
+// should the instance die mid-stream: one stream, no second one to pipe through.
+globalThis.__n1_reply_stream = () => {
+  const { readable, writable } = new TransformStream();
+  const writer = writable.getWriter();
+  const end = () => {
+    writer.write(STREAM_END).then(() => writer.close()).catch(() => {});
+  };
+  inFlight.add(end);
+  writer.closed.catch(() => {}).finally(() => inFlight.delete(end));
+  return [readable, writer];
 };
 
 function internalError() {
@@ -31,7 +43,6 @@ function internalError() {
 
 export default class extends WorkerEntrypoint {
   async fetch(request) {
-    const epoch = panics;
     let fail;
     const crashed = new Promise((resolve) => (fail = resolve));
     inFlight.add(fail);
@@ -44,24 +55,7 @@ export default class extends WorkerEntrypoint {
     } finally {
       inFlight.delete(fail);
     }
-    if (!(resp instanceof Response)) return internalError();
-    if (!resp.headers.get("content-type")?.startsWith("text/event-stream") || !resp.body) return resp;
-    // The stream's writer may already have died with the instance.
-    if (panics !== epoch) return new Response(STREAM_END, resp);
-
-    // An identity TransformStream (chunks pass through natively) that can end
-    // the stream with an error event should the instance die mid-stream.
-    let controller;
-    const guard = new TransformStream({ start: (c) => (controller = c) });
-    const end = () => {
-      try {
-        controller.enqueue(STREAM_END);
-        controller.terminate();
-      } catch {}
-    };
-    inFlight.add(end);
-    const done = resp.body.pipeTo(guard.writable).catch(() => {}).finally(() => inFlight.delete(end));
-    this.ctx.waitUntil(done);
-    return new Response(guard.readable, resp);
+    // A stream came from __n1_reply_stream, which ends it should the instance die.
+    return resp instanceof Response ? resp : internalError();
   }
 }

@@ -432,6 +432,21 @@ fn stream_with_failed_panel_sends_error_event() {
 }
 
 #[test]
+fn the_panel_phase_arms_one_timer_not_one_per_answer() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut fake = Fake::default();
+    for (i, n) in names.iter().enumerate() {
+        fake = fake.script(n, &[Step::Slow(10.0 * (i + 1) as f64)]);
+    }
+    let ens = ensemble(&names, &["s"]);
+    let reply = block_on(complete(&fake, &ens, &request(false), &ids())).unwrap();
+    assert_eq!(reply.panel_ok, 6);
+    // Slow answers wait through `sleep` only inside the fake's models, so every
+    // recorded sleep is one of the policy's timers.
+    assert_eq!(fake.sleeps.borrow().len(), 1, "{:?}", fake.sleeps.borrow());
+}
+
+#[test]
 fn keep_alives_while_a_slow_panel_thinks() {
     let mut fake = Fake::default().script("a", &[Step::Slow(12_000.0)]);
     fake.streams.insert("s".into(), vec![Ok(GOOD_STREAM.to_vec())]);
