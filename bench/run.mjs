@@ -2,7 +2,7 @@
 //   direct    the bench client calls the mock itself (the floor of the measurement),
 //   reference a minimal JavaScript Worker doing the same fan-out + relay (bench/reference-worker.mjs),
 //             in its own workerd through Miniflare (the runtime floor),
-//   n1        the release build (build/) in its own workerd through Miniflare.
+//   n1        the worker as deployed (worker/entry.mjs around build/) in its own workerd through Miniflare.
 // Our own cost is n1 − reference. Writes BENCHMARKS.md (and bench/last-run.json).
 // BENCH_QUICK=1: fewer samples (about 2 minutes). BENCH_ONLY=latency,stream,throughput,scale,size,cold
 // runs a subset (the report then says so). BENCH_OUT=path changes the report's path.
@@ -149,7 +149,7 @@ async function warm(targets) {
 
 async function latency(targets, mock) {
   const ideal = Math.max(...PANEL_DELAYS) + SUMMARY_DELAY;
-  const res = Object.fromEntries(targets.map((t) => [t.name, { added: [], tz: [], cpu: [] }]));
+  const res = Object.fromEntries(targets.map((t) => [t.name, { added: [], tz: [], cpu: [], before: [], between: [], after: [] }]));
   await mock.call("log", { on: true });
   for (let i = 0; i < P.latencyN; i++) {
     for (const t of targets) {
@@ -158,13 +158,30 @@ async function latency(targets, mock) {
       if (!replyOk(r, false)) bad(t);
       const wall = ms(r.end - r.t0);
       const calls = await mock.take(PANEL_DELAYS.length + 1);
-      res[t.name].added.push(wall - ideal);
-      res[t.name].tz.push(wall - unionLength(calls));
-      res[t.name].cpu.push(cpuMs(t.pid) - c0);
+      const o = res[t.name];
+      o.added.push(wall - ideal);
+      o.tz.push(wall - unionLength(calls));
+      o.cpu.push(cpuMs(t.pid) - c0);
+      // Where the overhead sits: before the first upstream call, between the last panel
+      // answer and the summary call, after the summary's answer (same clock as the mock).
+      const byStart = [...calls].sort((a, b) => a.start - b.start);
+      const summary = byStart.at(-1);
+      const panel = byStart.slice(0, -1);
+      o.before.push(byStart[0].start - ms(r.t0));
+      o.between.push(summary.start - Math.max(...panel.map((c) => c.end)));
+      o.after.push(ms(r.end) - summary.end);
     }
   }
   await mock.call("log", { on: false });
-  return { ideal, by: Object.fromEntries(Object.entries(res).map(([k, v]) => [k, { added: stats(v.added), tz: stats(v.tz), cpu: median(v.cpu) }])) };
+  return {
+    ideal,
+    by: Object.fromEntries(
+      Object.entries(res).map(([k, v]) => [
+        k,
+        { added: stats(v.added), tz: stats(v.tz), cpu: median(v.cpu), before: median(v.before), between: median(v.between), after: median(v.after) },
+      ]),
+    ),
+  };
 }
 
 async function streaming(targets, mock) {
@@ -427,6 +444,15 @@ function report(R) {
       })(),
       "",
       "p95/p99 rest on 1–5 samples per 100 and move by several ms between runs on this shared 2-core VM (the reference's own p99 has been anywhere from 9 to 37 ms); the p50s and the CPU time are the stable figures.",
+      "",
+      "Where the overhead sits (p50, ms): from the client's request to the first upstream call; from the last panel answer to the summary call; from the end of the summary's answer to the end of the reply.",
+      "",
+      "| target | request → first call | last panel answer → summary call | summary answer → reply |",
+      "|---|---|---|---|",
+      ...T.filter((t) => b[t].before !== undefined).map((t) => `| ${t} | ${f(b[t].before)} | ${f(b[t].between)} | ${f(b[t].after)} |`),
+      ...(b.n1.before !== undefined
+        ? [`| **N-1 − reference** | ${f(b.n1.before - b.reference.before)} | ${f(b.n1.between - b.reference.between)} | ${f(b.n1.after - b.reference.after)} |`]
+        : []),
       "",
     );
   }

@@ -128,17 +128,17 @@ impl FetchRuntime {
     }
 }
 
-/// The body in the model's own API.
-fn translate_body(m: &ModelSpec, body: &str) -> String {
+/// The body in the model's own API (OpenAI's as it is, not copied).
+fn translate_body<'a>(m: &ModelSpec, body: &'a str) -> std::borrow::Cow<'a, str> {
     match m.provider {
-        Provider::Openai => body.to_owned(),
+        Provider::Openai => body.into(),
         Provider::Anthropic => {
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-            anthropic::request(&v, m).to_string()
+            anthropic::request(&v, m).to_string().into()
         }
         Provider::WorkersAi => {
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-            workers_ai::input(&v, &m.extra_body).to_string()
+            workers_ai::input(&v, &m.extra_body).to_string().into()
         }
     }
 }

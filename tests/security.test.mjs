@@ -354,3 +354,17 @@ test("secrets never appear in responses, headers, stream events or logs, across 
     assert.ok(w.logs.some((l) => /req_[A-Za-z0-9]{24} POST \/v1\/chat\/completions 200 \d+ms key:leaktest/.test(l)), w.logs.join("\n"));
   });
 });
+
+test("N1_LOG_REQUESTS=errors logs failed requests only; by default every request is logged", async () => {
+  const lines = (w) => w.logs.filter((l) => /req_[A-Za-z0-9]{24} /.test(l));
+  for (const [mode, expectOk] of [[undefined, true], ["errors", false]]) {
+    await withWorker({ bindings: { N1_LOG_REQUESTS: mode } }, async (w) => {
+      assert.equal((await postChat(w.url, { model: "council", messages: user("x") })).status, 200);
+      assert.equal((await postChat(w.url, { model: "nope", messages: user("x") })).status, 404);
+      await new Promise((r) => setTimeout(r, 300));
+      const l = lines(w);
+      assert.equal(l.some((x) => / POST \/v1\/chat\/completions 200 /.test(x)), expectOk, `${mode}: ${l.join("\n")}`);
+      assert.ok(l.some((x) => / POST \/v1\/chat\/completions 404 /.test(x)), `${mode}: ${l.join("\n")}`);
+    });
+  }
+});
