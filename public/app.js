@@ -151,7 +151,9 @@ async function loadModels() {
     ensembles.set(m.id, m.n1);
     ui.ensemble.append(new Option(m.id, m.id));
   }
-  if (list.some((m) => m.id === wanted)) ui.ensemble.value = wanted;
+  // The user's last choice, else the worker's default ensemble.
+  const pick = list.find((m) => m.id === wanted) ?? list.find((m) => m.n1?.default);
+  if (pick) ui.ensemble.value = pick.id;
   describeEnsemble();
 }
 

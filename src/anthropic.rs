@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::config::ModelSpec;
 use crate::request::content_text;
 use crate::response::Completion;
-use crate::sse::{self, Parser};
+use crate::sse;
 use crate::usage::Usage;
 
 pub const VERSION: &str = "2023-06-01";
@@ -175,33 +175,28 @@ pub fn response(body: &str) -> Result<Completion, String> {
 
 /// Anthropic stream events → OpenAI chunk events (`data: {...}` / `[DONE]`),
 /// chunk in, chunk out.
+pub type StreamTranslator = sse::Translator<StreamState>;
+
 #[derive(Default)]
-pub struct StreamTranslator {
-    parser: Parser,
-    events: Vec<sse::Event>,
+pub struct StreamState {
     input_tokens: u64,
     /// Anthropic content block index → OpenAI tool call index.
     tools: Vec<(u64, usize)>,
 }
 
-impl StreamTranslator {
-    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        if self.parser.push(bytes, &mut self.events).is_err() {
-            sse::encode_data(out, "{\"error\":{\"message\":\"a line without end\"}}");
-            return;
-        }
-        let events = std::mem::take(&mut self.events);
-        for e in &events {
-            self.event(&e.data, out);
-        }
+impl sse::Translate for StreamState {
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) {
+        self.translate(data, out)
     }
+}
 
+impl StreamState {
     fn chunk(out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
         let c = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         sse::encode_data(out, &c.to_string());
     }
 
-    fn event(&mut self, data: &str, out: &mut Vec<u8>) {
+    fn translate(&mut self, data: &str, out: &mut Vec<u8>) {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
             // Not JSON: pass it on so the relay reports a malformed stream.
             sse::encode_data(out, data);

@@ -310,6 +310,16 @@ impl PanelResult {
         self.earlier.iter().flatten().chain(&self.reports)
     }
 
+    /// `on_summary_failure: best_panel_answer`: the first panel answer, and its model.
+    fn best_answer(&self, ens: &Ensemble) -> Option<(&str, &str)> {
+        if ens.policy.on_summary_failure != OnSummaryFailure::BestPanelAnswer {
+            return None;
+        }
+        let answer = self.answers.first()?;
+        let model = self.reports.iter().find(|r| r.status == "ok").map_or("", |r| r.model.as_str());
+        Some((model, answer))
+    }
+
     fn synthesis(&self, ens: &Ensemble) -> String {
         let answers: Vec<&str> = self.answers.iter().map(String::as_str).collect();
         prompt::synthesis_system_message(ens.synthesis_prompt.as_deref(), &answers)
@@ -432,13 +442,8 @@ pub async fn complete<R: Runtime>(rt: &R, ens: &Ensemble, req: &ChatRequest, ids
     if rt.now_ms() >= deadline {
         return Err(N1Error::RequestTimeout(ens.policy.request_timeout_ms));
     }
-    if ens.policy.on_summary_failure == OnSummaryFailure::BestPanelAnswer && !panel.answers.is_empty() {
-        let c = Completion {
-            message: json!({"role": "assistant", "content": panel.answers[0]}),
-            finish_reason: Some("stop".into()),
-            usage: None,
-        };
-        let model = panel.reports.iter().find(|r| r.status == "ok").map_or("", |r| r.model.as_str());
+    if let Some((model, answer)) = panel.best_answer(ens) {
+        let c = Completion { message: json!({"role": "assistant", "content": answer}), finish_reason: Some("stop".into()), usage: None };
         let report = summary_report(model, "best_panel_answer", 0.0, None, failed);
         return Ok(reply(ids, &c, &panel.usage, panel.meta(ens, report), true));
     }
@@ -633,11 +638,10 @@ async fn stream_inner<R: Runtime, S: Sink>(rt: &R, ens: &Ensemble, req: &ChatReq
     if rt.now_ms() >= deadline {
         return send_error(out, &N1Error::RequestTimeout(ens.policy.request_timeout_ms).body()).await;
     }
-    if ens.policy.on_summary_failure == OnSummaryFailure::BestPanelAnswer && !panel.answers.is_empty() {
-        let model = panel.reports.iter().find(|r| r.status == "ok").map_or("", |r| r.model.as_str()).to_owned();
+    if let Some((model, answer)) = panel.best_answer(ens) {
         let mut buf = Vec::new();
-        sse::encode_data(&mut buf, &response::chunk(ids, json!({"content": panel.answers[0]}), None).to_string());
-        let meta = panel.meta(ens, summary_report(&model, "best_panel_answer", 0.0, None, failed));
+        sse::encode_data(&mut buf, &response::chunk(ids, json!({"content": answer}), None).to_string());
+        let meta = panel.meta(ens, summary_report(model, "best_panel_answer", 0.0, None, failed));
         let mut relay = Relay::new(ids.clone(), vec![]);
         relay.tail(&mut buf, &meta, req.include_usage.then_some(&panel.usage));
         return out.send(buf).await.map_err(|_| ClientGone);

@@ -14,12 +14,15 @@ pub fn handle(cfg: &Config, who: &Principal) -> Response {
         .iter()
         .filter(|e| who.may_use(&e.name))
         .map(|e| {
+            let mut n1 = config::describe(e);
+            // The ensemble a request without `model` gets (the chat page preselects it).
+            n1["default"] = (e.name == cfg.default_ensemble).into();
             json!({
                 "id": e.name,
                 "object": "model",
                 "created": 0,
                 "owned_by": "n1",
-                "n1": config::describe(e),
+                "n1": n1,
             })
         })
         .collect();

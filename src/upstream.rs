@@ -173,15 +173,57 @@ fn js_error(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| "Workers AI error".into())
 }
 
+/// A response body as a stream of byte chunks, read with the stream's own
+/// reader: `reader.read()` per chunk and nothing else (no `releaseLock` after
+/// each read, which costs workerd more than the read).
+struct JsBody {
+    reader: web_sys::ReadableStreamDefaultReader,
+    pending: Option<JsFuture>,
+    done: bool,
+}
+
+impl JsBody {
+    fn new(stream: &web_sys::ReadableStream) -> Self {
+        JsBody { reader: stream.get_reader().unchecked_into(), pending: None, done: false }
+    }
+}
+
+impl Stream for JsBody {
+    type Item = Result<Vec<u8>, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let read = this.pending.get_or_insert_with(|| JsFuture::from(this.reader.read()));
+        let result = futures::ready!(Pin::new(read).poll(cx));
+        this.pending = None;
+        let get = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        Poll::Ready(match result {
+            Ok(r) if get(&r, "done").is_truthy() => {
+                this.done = true;
+                None
+            }
+            Ok(r) => Some(Ok(js_sys::Uint8Array::new(&get(&r, "value")).to_vec())),
+            Err(e) => {
+                this.done = true;
+                Some(Err(worker::Error::from(e).to_string()))
+            }
+        })
+    }
+}
+
 /// Each read of another API's stream, rewritten into OpenAI chunk events.
-fn translate(stream: worker::ByteStream, mut push: impl FnMut(&[u8], &mut Vec<u8>) + 'static) -> Body {
+fn translate(stream: JsBody, mut push: impl FnMut(&[u8], &mut Vec<u8>) + 'static) -> Body {
     Box::pin(stream.map(move |r| {
         r.map(|bytes| {
             let mut out = Vec::new();
             push(&bytes, &mut out);
             out
         })
-        .map_err(|e| e.to_string())
     }))
 }
 
@@ -225,20 +267,20 @@ impl Runtime for FetchRuntime {
     async fn open_stream(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Body, Failure> {
         let controller = self.controller();
         let body = translate_body(m, body);
-        let stream: worker::ByteStream = if m.provider == Provider::WorkersAi {
+        let stream = if m.provider == Provider::WorkersAi {
             let out = self.timed(m, timeout_ms, &controller, self.run_ai(m, &body)).await?;
-            let rs: worker::web_sys::ReadableStream =
+            let rs: web_sys::ReadableStream =
                 out.dyn_into().map_err(|_| self.failure(m, None, "error", "Workers AI did not return a stream"))?;
-            worker::ByteStream::from(rs)
+            JsBody::new(&rs)
         } else {
             let resp = self.timed(m, timeout_ms, &controller, self.send(m, &body, &controller.signal())).await?;
             let status = resp.status();
             let body = resp.body().ok_or_else(|| self.failure(m, Some(status), "error", "no body"))?;
-            worker::ByteStream::from(body)
+            JsBody::new(&body)
         };
         // Other APIs' streams are translated to OpenAI chunks as they arrive.
         let translated: Body = match m.provider {
-            Provider::Openai => Box::pin(stream.map(|r| r.map_err(|e| e.to_string()))),
+            Provider::Openai => Box::pin(stream),
             Provider::Anthropic => {
                 let mut t = anthropic::StreamTranslator::default();
                 translate(stream, move |b, out| t.push(b, out))

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::response::{parse_completion, Completion};
-use crate::sse::{self, Parser};
+use crate::sse;
 use crate::usage::Usage;
 
 /// OpenAI fields Workers AI text models accept.
@@ -69,45 +69,38 @@ pub fn output(v: &Value) -> Result<Completion, String> {
 }
 
 /// Workers AI stream (`data: {"response": "tok"}` … `data: [DONE]`) → OpenAI chunks.
+pub type StreamTranslator = sse::Translator<StreamState>;
+
 #[derive(Default)]
-pub struct StreamTranslator {
-    parser: Parser,
-    events: Vec<sse::Event>,
+pub struct StreamState {
     usage: Option<Usage>,
 }
 
-impl StreamTranslator {
-    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        if self.parser.push(bytes, &mut self.events).is_err() {
-            sse::encode_data(out, "{\"error\":{\"message\":\"a line without end\"}}");
+impl sse::Translate for StreamState {
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) {
+        if data.trim() == "[DONE]" {
+            let finish = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+            sse::encode_data(out, &finish.to_string());
+            if let Some(u) = self.usage {
+                sse::encode_data(out, &json!({"object": "chat.completion.chunk", "choices": [], "usage": u}).to_string());
+            }
+            out.extend_from_slice(sse::DONE);
             return;
         }
-        let events = std::mem::take(&mut self.events);
-        for e in &events {
-            if e.data.trim() == "[DONE]" {
-                let finish = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
-                sse::encode_data(out, &finish.to_string());
-                if let Some(u) = self.usage {
-                    sse::encode_data(out, &json!({"object": "chat.completion.chunk", "choices": [], "usage": u}).to_string());
-                }
-                out.extend_from_slice(sse::DONE);
-                continue;
-            }
-            let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
-                sse::encode_data(out, &e.data); // the relay reports it as malformed
-                continue;
-            };
-            if v.get("choices").is_some() || v.get("error").is_some() {
-                sse::encode_data(out, &e.data); // already OpenAI-shaped
-                continue;
-            }
-            if let Some(u) = v.get("usage").and_then(Usage::from_json) {
-                self.usage = Some(u);
-            }
-            if let Some(t) = v.get("response").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                let c = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]});
-                sse::encode_data(out, &c.to_string());
-            }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            sse::encode_data(out, data); // the relay reports it as malformed
+            return;
+        };
+        if v.get("choices").is_some() || v.get("error").is_some() {
+            sse::encode_data(out, data); // already OpenAI-shaped
+            return;
+        }
+        if let Some(u) = v.get("usage").and_then(Usage::from_json) {
+            self.usage = Some(u);
+        }
+        if let Some(t) = v.get("response").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            let c = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}]});
+            sse::encode_data(out, &c.to_string());
         }
     }
 }

@@ -107,8 +107,9 @@ function config() {
   return {
     default_ensemble: "council",
     ensembles: {
-      council: { description: "Two models answer, one synthesizes", panel: [m("alpha"), m("beta")], summary: m("sum") },
+      // Not listed first: the page must preselect the default ensemble, not the first one.
       allfail: { panel: [m("f1", { max_retries: 0 }), m("f2", { max_retries: 0 })], summary: m("sum") },
+      council: { description: "Two models answer, one synthesizes", panel: [m("alpha"), m("beta")], summary: m("sum") },
       xss: { panel: [m("x-p"), m("x-bad", { max_retries: 0 })], summary: m("x-s") },
       slow: { panel: [m("slow-p")], summary: m("sum"), keep_alive_ms: 300 },
     },
@@ -185,7 +186,7 @@ test("a two-turn chat: panel answers and the synthesis stream in, usage shown, h
   mock.set("beta", { text: "Beta says: `blue` light bends more.", delayMs: 1200 });
   mock.set("sum", { text: synthesis, chunks: 12, chunkDelayMs: 120 });
   const page = await openPage(t);
-  await page.selectOption("#ensemble", "council");
+  assert.equal(await page.$eval("#ensemble", (e) => e.value), "council", "the default ensemble is preselected");
   assert.match(await text(page, "#ensemble-info"), /panel: alpha, beta → summary: sum/);
 
   await send(page, "Why is the sky blue?");

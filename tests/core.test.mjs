@@ -271,6 +271,8 @@ test("GET /v1/models lists the ensembles in OpenAI list format", async () => {
   assert.equal(council.n1.panel_size, 3);
   assert.equal(council.n1.summary, "summary-s");
   assert.equal(council.n1.description, "three models");
+  // The default ensemble (what a request without `model` gets) is marked, and only it.
+  assert.deepEqual(list.data.filter((m) => m.n1.default).map((m) => m.id), ["council"]);
 });
 
 async function expectError(resp, status, { param, code, type = "invalid_request_error" } = {}) {
