@@ -7,7 +7,7 @@
 import path from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import autocannon from "autocannon";
-import { agent, cpuMs, median, post, startMock, startWorkerd } from "./lib.mjs";
+import { agent, benchEnsembles, cpuMs, median, n1Bindings, post, startMock, startWorkerd } from "./lib.mjs";
 
 process.chdir(new URL("..", import.meta.url).pathname);
 // `name=dir?VAR=value&VAR2=value` adds bindings for that build (e.g. `?N1_LOG_REQUESTS=errors`).
@@ -33,18 +33,9 @@ const SECONDS = Number(process.env.SECONDS ?? 3);
 const SEQ = Number(process.env.SEQ ?? 40);
 
 const mock = await startMock();
-const m = (spec, name) => ({ url: `${mock.url}/m/${spec}/v1/chat/completions`, model: name });
-const n3 = (spec) => [1, 2, 3].map((i) => m(spec, `panel-${i}`));
-const ens = {
-  zero: { panel: n3("d0"), summary: m("d0-c10", "summary") },
-  a1024: { panel: n3("s1024"), summary: m("s1024", "summary") },
-  a32768: { panel: n3("s32768"), summary: m("s32768", "summary") },
-  a262144: { panel: n3("s262144"), summary: m("s262144", "summary") },
-};
-const model = (x) => ({ endpoint: x.url, model: x.model, max_retries: 0 });
-const config = JSON.stringify({ ensembles: Object.fromEntries(Object.entries(ens).map(([k, e]) => [k, { panel: e.panel.map(model), summary: model(e.summary) }])) });
+const ens = benchEnsembles(mock.url);
 const targets = [{ name: "reference", w: await startWorkerd({ scriptPath: "bench/reference-worker.mjs", bindings: { REF_CONFIG: JSON.stringify(ens) } }) }];
-for (const b of builds) targets.push({ name: b.name, w: await startWorkerd({ scriptPath: b.script, bindings: { N1_CONFIG: config, N1_ALLOW_ANONYMOUS: "true", N1_ALLOW_INSECURE_UPSTREAMS: "true", ...b.extra } }) });
+for (const b of builds) targets.push({ name: b.name, w: await startWorkerd({ scriptPath: b.script, bindings: n1Bindings(ens, b.extra) }) });
 const body = (e, stream) => JSON.stringify({ model: e, messages: [{ role: "user", content: "Why is the sky blue?" }], ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}) });
 const cannon = (url, b, c, duration) =>
   new Promise((res, rej) => autocannon({ url, method: "POST", headers: { "content-type": "application/json" }, body: b, connections: c, duration }, (e, r) => (e ? rej(e) : res(r))));
@@ -67,7 +58,7 @@ for (let r = 0; r < ROUNDS; r++) {
     }
   }
 }
-for (const e of ["zero", "a32768", "a262144"]) {
+for (const e of (process.env.SEQ_ENS ?? "zero,a32768,a262144").split(",")) {
   for (const stream of [false, true]) {
     const agents = new Map(targets.map((t) => [t.name, agent()]));
     for (let i = 0; i < SEQ; i++) {

@@ -81,7 +81,7 @@ function workerdChildren() {
  * Start a module worker in its own workerd (one process per worker, so its CPU can be
  * read on its own). `scriptPath` is the release build (N-1) or the reference worker.
  */
-export async function startWorkerd({ scriptPath, bindings }) {
+export async function startWorkerd({ scriptPath, bindings, inspectorPort }) {
   const before = workerdChildren();
   const t0 = nowNs();
   const mf = new Miniflare({
@@ -89,9 +89,10 @@ export async function startWorkerd({ scriptPath, bindings }) {
     scriptPath,
     modulesRoot: ".",
     modulesRules: [
-    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-    { type: "CompiledWasm", include: ["**/*.wasm"] },
-  ],
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    ...(inspectorPort ? { inspectorPort } : {}),
     compatibilityDate: COMPAT_DATE,
     compatibilityFlags: COMPAT_FLAGS,
     bindings,
@@ -109,6 +110,28 @@ export async function startWorkerd({ scriptPath, bindings }) {
   const tReady = nowNs();
   const pid = [...workerdChildren()].find((p) => !before.has(p));
   return { mf, url, pid, t0, tReady, close: () => mf.dispose() };
+}
+
+// ---------------------------------------------------------------- ensembles of compare.mjs and profile.mjs
+
+/** Panel of 3 + summary on the mock: zero delay, or 1 KB / 32 KB / 256 KB answers; `spaced`: 200 chunks 2 ms apart. */
+export function benchEnsembles(mockUrl) {
+  const m = (spec, name) => ({ url: `${mockUrl}/m/${spec}/v1/chat/completions`, model: name });
+  const n3 = (spec) => [1, 2, 3].map((i) => m(spec, `panel-${i}`));
+  return {
+    zero: { panel: n3("d0"), summary: m("d0-c10", "summary") },
+    a1024: { panel: n3("s1024"), summary: m("s1024", "summary") },
+    a32768: { panel: n3("s32768"), summary: m("s32768", "summary") },
+    a262144: { panel: n3("s262144"), summary: m("s262144", "summary") },
+    spaced: { panel: n3("d0"), summary: m("d0-s12800-c200-i2", "summary") },
+  };
+}
+
+/** N-1's bindings for those ensembles (the reference worker takes them as REF_CONFIG). */
+export function n1Bindings(ens, extra = {}) {
+  const model = (x) => ({ endpoint: x.url, model: x.model, max_retries: 0 });
+  const config = { ensembles: Object.fromEntries(Object.entries(ens).map(([k, e]) => [k, { panel: e.panel.map(model), summary: model(e.summary) }])) };
+  return { N1_CONFIG: JSON.stringify(config), N1_ALLOW_ANONYMOUS: "true", N1_ALLOW_INSECURE_UPSTREAMS: "true", ...extra };
 }
 
 // ---------------------------------------------------------------- CPU time

@@ -5,9 +5,8 @@
 // Ensembles: zero, a1024, a32768, a262144 (as in bench/run.mjs), spaced (200 chunks 2 ms apart). Not part of `npm run bench`.
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
-import { Miniflare, NoOpLog } from "miniflare";
 import autocannon from "autocannon";
-import { startMock, COMPAT_DATE } from "./lib.mjs";
+import { benchEnsembles, n1Bindings, startMock, startWorkerd } from "./lib.mjs";
 
 const require = createRequire(new URL("../node_modules/miniflare/package.json", import.meta.url));
 const WebSocket = require("ws");
@@ -16,37 +15,14 @@ const [which = "n1", mode = "json", ensName = "zero", seconds = "5", conns = "16
 process.chdir(new URL("..", import.meta.url).pathname);
 
 const mock = await startMock();
-const m = (spec, name) => ({ url: `${mock.url}/m/${spec}/v1/chat/completions`, model: name });
-const n3 = (spec) => [1, 2, 3].map((i) => m(spec, `panel-${i}`));
-const ens = {
-  zero: { panel: n3("d0"), summary: m("d0-c10", "summary") },
-  a1024: { panel: n3("s1024"), summary: m("s1024", "summary") },
-  a32768: { panel: n3("s32768"), summary: m("s32768", "summary") },
-  a262144: { panel: n3("s262144"), summary: m("s262144", "summary") },
-  // 200 content chunks 2 ms apart: the per-chunk path of a real stream
-  spaced: { panel: n3("d0"), summary: m("d0-s12800-c200-i2", "summary") },
-};
-const model = (x) => ({ endpoint: x.url, model: x.model, max_retries: 0 });
-const n1Config = { ensembles: Object.fromEntries(Object.entries(ens).map(([k, e]) => [k, { panel: e.panel.map(model), summary: model(e.summary) }])) };
+const ens = benchEnsembles(mock.url);
 const port = 9300 + Math.floor(Math.random() * 500);
-const mf = new Miniflare({
-  modules: true,
+const w = await startWorkerd({
   scriptPath: which === "n1" ? "worker/entry.mjs" : which === "n1-raw" ? "build/index.js" : "bench/reference-worker.mjs",
-  modulesRoot: ".",
-  modulesRules: [
-    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-    { type: "CompiledWasm", include: ["**/*.wasm"] },
-  ],
-  compatibilityDate: COMPAT_DATE,
-  bindings: which.startsWith("n1") ? { N1_CONFIG: JSON.stringify(n1Config), N1_ALLOW_ANONYMOUS: "true", N1_ALLOW_INSECURE_UPSTREAMS: "true" } : { REF_CONFIG: JSON.stringify(ens) },
-  host: "127.0.0.1",
-  port: 0,
-  cf: false,
+  bindings: which.startsWith("n1") ? n1Bindings(ens) : { REF_CONFIG: JSON.stringify(ens) },
   inspectorPort: port,
-  log: new NoOpLog(),
-  handleRuntimeStdio: (o, e) => (o.resume(), e.resume()),
 });
-const url = (await mf.ready).href + "v1/chat/completions";
+const url = `${w.url}/v1/chat/completions`;
 const body = JSON.stringify({ model: ensName, messages: [{ role: "user", content: "Why is the sky blue?" }], ...(mode === "stream" ? { stream: true } : {}) });
 const load = (duration) =>
   new Promise((res, rej) =>
@@ -78,7 +54,7 @@ await send("Profiler.start");
 const r = await load(Number(seconds));
 const { result } = await send("Profiler.stop");
 ws.close();
-await mf.dispose();
+await w.close();
 await mock.close();
 
 const prof = result.profile;

@@ -1,7 +1,10 @@
-//! Edge: upstream calls through `worker::Fetch`. Each attempt has a timeout
-//! that aborts its fetch, and every open fetch is registered so the policy can
-//! abort stragglers or everything when the client leaves (dropping a Rust
-//! future does not abort the JS fetch behind it). Implements `Runtime`.
+//! Edge: upstream calls, with the runtime's own `fetch(url, init)` (or the
+//! Workers AI binding). Each attempt has a timeout that aborts its fetch, and
+//! every open fetch is registered so the policy can abort stragglers or
+//! everything when the client leaves (dropping a Rust future does not abort
+//! the JS fetch behind it). Bodies are read whole, or chunk by chunk for
+//! streams, with as few calls into JavaScript as we could manage: this glue is
+//! most of N-1's CPU per request (see BENCHMARKS.md). Implements `Runtime`.
 
 use std::cell::RefCell;
 use std::pin::Pin;
