@@ -29,6 +29,7 @@ function config() {
       ceiling: e(["cl-p"], m("cl-s"), { request_timeout_ms: 1000 }),
       keepalive: e(["ka-p"], m("ka-s"), { keep_alive_ms: 200 }),
       progress: e(["pg-1", "pg-2"], m("pg-s")),
+      binary: e(["bin-ok", m("bin-200", { max_retries: 0 }), m("bin-500", { max_retries: 0 })], m("bin-s")),
     },
   };
 }
@@ -143,6 +144,23 @@ test("a summary stream slower overall than the model's timeout, but never idle t
   assert.ok(!events.some((e) => e.error), JSON.stringify(events.filter((e) => e.error)));
   assert.equal(streamText(events), "one two three four five six");
   assert.equal(finishChunk(events).choices[0].finish_reason, "stop");
+});
+
+test("answers that are not UTF-8 (a 200 and an error body) are reported failures, never a crash or mojibake", async () => {
+  mock.set("bin-200", { fault: "binary" });
+  mock.set("bin-500", { status: 500, errorBody: Buffer.from([0xff, 0xfe, 0x41, 0x42, 0x80]) });
+  const { nonStream, events } = await both("binary");
+  assert.equal(nonStream.status, 200, JSON.stringify(nonStream.body));
+  const panel = nonStream.body.n1.panel;
+  assert.deepEqual(panel.map((p) => p.status), ["ok", "error", "error"]);
+  assert.match(panel[1].error.reason, /not valid UTF-8/);
+  assert.equal(panel[2].error.status, 500);
+  // Only the good answer reaches the summary model.
+  const system = mock.requestsFor("bin-s")[0].body.messages[0].content;
+  assert.match(system, /answer from bin-ok/);
+  assert.ok(!system.includes("garbage"));
+  assert.equal(events.at(-1), "[DONE]");
+  assert.ok(finishChunk(events).n1.panel[1].error.reason.includes("UTF-8"));
 });
 
 test("all panel models failing in different ways: 502 / error event naming each", async () => {

@@ -201,13 +201,14 @@ function write(res, ctx, buf) {
 }
 
 function sendJson(res, status, body, headers = {}) {
-  const text = typeof body === "string" ? body : JSON.stringify(body);
+  const text = typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(text);
 }
 
 async function nonStream(res, ctx, bh, o, headers) {
   if (bh.fault === "malformed-json") return sendJson(res, 200, '{"choices": [', headers);
+  if (bh.fault === "binary") return sendJson(res, 200, GARBAGE, headers); // not even UTF-8
   const message = { role: "assistant", content: o.text };
   if (bh.toolCalls) message.tool_calls = bh.toolCalls;
   const choices = bh.fault === "empty-choices" ? [] : [{ index: 0, message, finish_reason: o.finishReason }];
