@@ -184,19 +184,15 @@ pub struct StreamState {
     tools: Vec<(u64, usize)>,
 }
 
-impl sse::Translate for StreamState {
-    fn event(&mut self, data: &str, out: &mut Vec<u8>) {
-        self.translate(data, out)
-    }
-}
-
 impl StreamState {
     fn chunk(out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
         let c = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         sse::encode_data(out, &c.to_string());
     }
+}
 
-    fn translate(&mut self, data: &str, out: &mut Vec<u8>) {
+impl sse::Translate for StreamState {
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
             // Not JSON: pass it on so the relay reports a malformed stream.
             sse::encode_data(out, data);

@@ -89,9 +89,9 @@ async fn read_body(req: &Request, max: u64) -> Result<Vec<u8>, N1Error> {
     if declared.is_some_and(|n| n > max) {
         return Err(N1Error::PayloadTooLarge(max));
     }
-    let unreadable = |_| N1Error::invalid("The request body could not be read.", None);
+    let unreadable = || N1Error::invalid("The request body could not be read.", None);
     if declared.is_some() {
-        let buf = JsFuture::from(req.array_buffer().map_err(unreadable)?).await.map_err(unreadable)?;
+        let buf = JsFuture::from(req.array_buffer().map_err(|_| unreadable())?).await.map_err(|_| unreadable())?;
         let body = js_sys::Uint8Array::new(&buf);
         if body.length() as u64 > max {
             return Err(N1Error::PayloadTooLarge(max));
@@ -102,7 +102,7 @@ async fn read_body(req: &Request, max: u64) -> Result<Vec<u8>, N1Error> {
     let mut body = Vec::new();
     let mut stream = worker::ByteStream::from(stream);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| N1Error::invalid("The request body could not be read.", None))?;
+        let chunk = chunk.map_err(|_| unreadable())?;
         if body.len() as u64 + chunk.len() as u64 > max {
             return Err(N1Error::PayloadTooLarge(max));
         }

@@ -59,7 +59,7 @@ mod entry {
             match access::check_origin(&req, &env) {
                 Err(e) => http::error(&e),
                 Ok(origin) => {
-                    let resp = route(req, path, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(&e));
+                    let resp = route(req, &method, path, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(&e));
                     if let Some(o) = origin {
                         access::add_cors(&resp, &o);
                     }
@@ -109,7 +109,7 @@ mod entry {
         });
     }
 
-    async fn route(req: Request, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
+    async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
         chain_panic_hook();
         // Test-only (off unless the operator sets N1_ENABLE_TEST_HOOKS): proves
         // that a panic still ends in a JSON error.
@@ -118,8 +118,7 @@ mod entry {
         }
         // `/v1` is optional: some clients are configured with the bare host as base URL.
         let route = path.strip_prefix("/v1").unwrap_or(path);
-        let method = req.method();
-        match (route, method.as_str()) {
+        match (route, method) {
             ("/chat/completions", "POST") | ("/models", "GET") => {
                 // Who is calling comes before any config detail or upstream call.
                 let config = settings::config(env).await;
