@@ -15,14 +15,33 @@ pub const VERSION: &str = "2023-06-01";
 const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 fn image_block(url: &str) -> Value {
-    // data:<media>;base64,<data> → a base64 source; anything else by URL.
-    if let Some(rest) = url.strip_prefix("data:") {
-        if let Some((meta, data)) = rest.split_once(',') {
-            let media = meta.trim_end_matches(";base64");
-            return json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}});
+    match url.strip_prefix("data:").and_then(|rest| rest.split_once(',')) {
+        Some((meta, data)) => {
+            // `data:<media>[;params][;base64],<data>`: Anthropic takes base64 only,
+            // so percent-encoded (plain) data URLs are decoded and re-encoded.
+            let base64 = meta.rsplit(';').next().is_some_and(|p| p.eq_ignore_ascii_case("base64"));
+            let media = meta.split(';').next().filter(|m| !m.is_empty()).unwrap_or("text/plain");
+            let data = if base64 { data.to_owned() } else { base64_encode(&crate::url::percent_decode(data)) };
+            json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
+        }
+        None => json!({"type": "image", "source": {"type": "url", "url": url}}),
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
         }
     }
-    json!({"type": "image", "source": {"type": "url", "url": url}})
+    out
 }
 
 fn content_blocks(content: &Value) -> Value {
@@ -275,6 +294,17 @@ mod tests {
         assert_eq!(a["messages"][2]["content"][0]["tool_use_id"], "t1");
         assert_eq!(a["tools"][0]["input_schema"]["type"], "object");
         assert_eq!(a["tool_choice"]["type"], "any");
+    }
+
+    #[test]
+    fn data_urls_become_base64_sources() {
+        let src = |url: &str| image_block(url)["source"].clone();
+        assert_eq!(src("data:image/png;base64,iVBORw0KGgo="), json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}));
+        // Not base64: percent-decoded, then base64-encoded ("<svg/>" and "hi!").
+        assert_eq!(src("data:image/svg+xml,%3Csvg%2F%3E"), json!({"type": "base64", "media_type": "image/svg+xml", "data": "PHN2Zy8+"}));
+        assert_eq!(src("data:text/plain;charset=utf-8,hi!"), json!({"type": "base64", "media_type": "text/plain", "data": "aGkh"}));
+        assert_eq!(src("data:,a"), json!({"type": "base64", "media_type": "text/plain", "data": "YQ=="}));
+        assert_eq!(src("https://x.test/a.png"), json!({"type": "url", "url": "https://x.test/a.png"}));
     }
 
     #[test]

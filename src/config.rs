@@ -122,11 +122,17 @@ pub struct Policy {
     pub progress: bool,
     /// Silence on a stream longer than this gets an SSE comment.
     pub keep_alive_ms: u64,
+    /// Each panel answer is cut to this many characters in the synthesis prompt.
+    pub max_answer_chars: usize,
 }
 
 /// Proxies commonly drop connections idle for 30-100 s. The keep-alive write is
 /// also how a client disconnect is noticed while the panel works, so it is short.
 pub const DEFAULT_KEEP_ALIVE_MS: u64 = 3_000;
+
+/// About 8,000 tokens: a long answer fits whole, and six of them still leave
+/// most of a 128k-token context to the conversation.
+pub const DEFAULT_MAX_ANSWER_CHARS: usize = 32_000;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -138,6 +144,7 @@ impl Default for Policy {
             on_summary_failure: OnSummaryFailure::Error,
             progress: false,
             keep_alive_ms: DEFAULT_KEEP_ALIVE_MS,
+            max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
         }
     }
 }
@@ -189,22 +196,57 @@ pub fn parse_config(text: &str, opts: ConfigOptions) -> Result<Config, String> {
     Ok(config)
 }
 
-/// serde messages quote the offending value; a misplaced key must not end up in
-/// an error response, so quoted strings are dropped.
+/// serde messages quote the offending value (`string "…"`, ``unknown variant `…` ``,
+/// ``integer `…` ``); a key pasted into the wrong field must not end up in an
+/// error response, so every quoted value is dropped. Kept: the names serde lists
+/// after `expected` (the schema's own), and an unknown or missing field's name
+/// when it looks like one of ours (lowercase ASCII, digits, `_`), so a typo is
+/// still named.
 fn redact(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
-    while let Some(i) = rest.find("string \"") {
-        out.push_str(&rest[..i]);
-        out.push_str("a string");
-        let after = &rest[i + 8..];
-        rest = match after.find('"') {
-            Some(j) => &after[j + 1..],
-            None => "",
+    while let Some(i) = rest.find(['"', '`']) {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let quote = tail.as_bytes()[0] as char;
+        let Some(end) = tail[1..].find(quote) else {
+            rest = ""; // an unclosed quote: drop the rest
+            break;
         };
+        let inner = &tail[1..1 + end];
+        rest = &tail[end + 2..];
+        let schema_name = quote == '`' && (out.contains("expected") || (out.ends_with("field ") && looks_like_field_name(inner)));
+        if schema_name {
+            out.push('`');
+            out.push_str(inner);
+            out.push('`');
+        } else {
+            // `invalid type: string "x", …` → `invalid type: a string, …`
+            let kept = out.trim_end().len();
+            out.truncate(kept);
+            if out.ends_with(" string") {
+                out.truncate(out.len() - "string".len());
+                out.push_str("a string");
+            }
+        }
     }
     out.push_str(rest);
     out
+}
+
+/// The names a reference could have used (a wrong reference itself is not
+/// quoted: it could be a key pasted in the wrong place).
+fn defined<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() {
+        "it defines none".into()
+    } else {
+        format!("defined: {}", names.join(", "))
+    }
+}
+
+fn looks_like_field_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, String> {
@@ -284,6 +326,8 @@ struct NativeEnsemble {
     #[serde(default)]
     keep_alive_ms: Option<u64>,
     #[serde(default)]
+    max_answer_chars: Option<usize>,
+    #[serde(default)]
     layers: Option<usize>,
     #[serde(default)]
     keep_history: Option<bool>,
@@ -304,7 +348,7 @@ fn parse_native(value: Value) -> Result<Config, String> {
                 .models
                 .get(&n)
                 .cloned()
-                .ok_or_else(|| format!("{at} refers to model `{n}`, which `models` does not define"))?,
+                .ok_or_else(|| format!("{at} names a model that `models` does not define ({})", defined(native.models.keys())))?,
             other => from_value(other, at)?,
         };
         let endpoint = match (m.provider, m.endpoint.as_deref()) {
@@ -359,6 +403,7 @@ fn parse_native(value: Value) -> Result<Config, String> {
                 on_summary_failure: e.on_summary_failure,
                 progress: e.progress,
                 keep_alive_ms: e.keep_alive_ms.unwrap_or(DEFAULT_KEEP_ALIVE_MS),
+                max_answer_chars: e.max_answer_chars.unwrap_or(DEFAULT_MAX_ANSWER_CHARS),
             },
             layers: e.layers.unwrap_or(1),
             keep_history: e.keep_history.unwrap_or(true),
@@ -459,18 +504,20 @@ fn normalize_endpoint(endpoint: &str) -> String {
 
 fn normalize_endpoint_for(endpoint: &str, path: &str) -> String {
     let e = endpoint.trim();
-    if e.ends_with(path) {
+    // Azure-style endpoints carry a query (`…/deployments/x?api-version=…`): the path goes before it.
+    let (base, query) = e.split_at(e.find('?').unwrap_or(e.len()));
+    if base.ends_with(path) {
         e.to_owned()
     } else {
-        format!("{}{path}", e.trim_end_matches('/'))
+        format!("{}{path}{query}", base.trim_end_matches('/'))
     }
 }
 
 fn validate(config: &Config, opts: ConfigOptions) -> Result<(), String> {
     if config.ensemble(None).is_none() {
         return Err(format!(
-            "`default_ensemble` is `{}`, which `ensembles` does not define",
-            config.default_ensemble
+            "`default_ensemble` names an ensemble that `ensembles` does not define ({})",
+            defined(config.ensembles.iter().map(|e| &e.name))
         ));
     }
     for e in &config.ensembles {
@@ -492,6 +539,9 @@ fn validate(config: &Config, opts: ConfigOptions) -> Result<(), String> {
         }
         if p.request_timeout_ms == 0 || p.panel_timeout_ms == Some(0) || p.keep_alive_ms < 100 {
             return Err(format!("ensemble `{}`: timeouts must be positive and `keep_alive_ms` at least 100", e.name));
+        }
+        if p.max_answer_chars < 100 {
+            return Err(format!("ensemble `{}`: `max_answer_chars` must be at least 100", e.name));
         }
         if !(1..=MAX_LAYERS).contains(&e.layers) {
             return Err(format!("ensemble `{}`: `layers` must be between 1 and {MAX_LAYERS}", e.name));
@@ -557,14 +607,25 @@ fn check_endpoint(url: &str, opts: ConfigOptions) -> Result<(), String> {
     } else {
         authority.split(':').next().unwrap_or("")
     };
-    let loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
-    if !loopback {
+    if !is_loopback(host) {
         return Err("`endpoint` must be https:// (plain http is only for loopback addresses in development)".into());
     }
     if !opts.allow_insecure_upstreams {
         return Err("`endpoint` uses plain http to a loopback address, which needs N1_ALLOW_INSECURE_UPSTREAMS=true (development and tests only)".into());
     }
     Ok(())
+}
+
+/// `localhost`, `::1` or an IPv4 address in 127.0.0.0/8, parsed (a name that
+/// merely starts with `127.` is not one).
+fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") || host == "::1" {
+        return true;
+    }
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets[0] == "127"
+        && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()) && o.parse::<u16>().is_ok_and(|n| n <= 255))
 }
 
 /// The `/v1/models` description of an ensemble (an `n1` field OpenAI clients ignore).
@@ -657,8 +718,8 @@ mod tests {
         let err = |v: Value| parse_config(&v.to_string(), ConfigOptions::default()).unwrap_err();
         assert!(parse_config("{", ConfigOptions::default()).unwrap_err().contains("EOF"));
         assert!(err(json!({"ensembles": {}})).contains("at least one"));
-        assert!(err(json!({"ensembles": {"e": {"panel": ["zz"], "summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("`zz`"));
-        assert!(err(json!({"default_ensemble": "x", "ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("`x`"));
+        assert!(err(json!({"ensembles": {"e": {"panel": ["zz"], "summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("ensembles.e.panel[0]"));
+        assert!(err(json!({"default_ensemble": "x", "ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m"}}}})).contains("defined: `e`"));
         assert!(err(json!({"ensembles": {"e": {"summary": {"endpoint": "ftp://a", "model": "m"}}}})).contains("endpoint"));
         assert!(err(json!({"ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m", "temprature": 1}}}})).contains("summary"));
     }
@@ -684,6 +745,19 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_get_their_path_before_any_query() {
+        for (given, want) in [
+            ("https://x.test/v1", "https://x.test/v1/chat/completions"),
+            ("https://x.test/v1/", "https://x.test/v1/chat/completions"),
+            ("https://x.test/v1/chat/completions", "https://x.test/v1/chat/completions"),
+            ("https://x.test/openai/deployments/d?api-version=2024-10-21", "https://x.test/openai/deployments/d/chat/completions?api-version=2024-10-21"),
+            ("https://x.test/openai/deployments/d/chat/completions?api-version=1", "https://x.test/openai/deployments/d/chat/completions?api-version=1"),
+        ] {
+            assert_eq!(normalize_endpoint(given), want);
+        }
+    }
+
+    #[test]
     fn legacy_status_feedback_turns_on_progress_events() {
         let text = r#"{"models": [{"endpoint": "https://x.test", "model_name": "a"}], "summary_model": {"endpoint": "https://x.test", "model_name": "s"}, "stream_status_feedback": true}"#;
         assert!(parse_config(text, ConfigOptions::default()).unwrap().ensembles[0].policy.progress);
@@ -695,14 +769,37 @@ mod tests {
         let strict = ConfigOptions::default();
         let dev = ConfigOptions { allow_insecure_upstreams: true };
         assert!(parse_config(&cfg("https://api.test/v1"), strict).is_ok());
-        for ep in ["http://127.0.0.1:9000/v1", "http://localhost/v1", "http://[::1]:8080"] {
+        for ep in ["http://127.0.0.1:9000/v1", "http://localhost/v1", "http://[::1]:8080", "http://127.1.2.3/v1"] {
             assert!(parse_config(&cfg(ep), strict).unwrap_err().contains("N1_ALLOW_INSECURE_UPSTREAMS"), "{ep}");
             assert!(parse_config(&cfg(ep), dev).is_ok(), "{ep}");
         }
-        for ep in ["http://api.test/v1", "http://10.0.0.1/v1", "http://localhost.evil.test/v1", "http://127.0.0.1@evil.test/"] {
+        for ep in ["http://api.test/v1", "http://10.0.0.1/v1", "http://localhost.evil.test/v1", "http://127.0.0.1@evil.test/",
+                   "http://127.evil.test/v1", "http://127.0.0.1.evil.test/v1", "http://127.0.0.256/v1", "http://127.0.0/v1"] {
             assert!(parse_config(&cfg(ep), dev).is_err(), "{ep}");
         }
         assert!(parse_config(&cfg("file:///etc/passwd"), dev).is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_config_values() {
+        // serde quotes an unknown variant in backticks; a key in `provider` must not come back.
+        let text = r#"{"ensembles": {"e": {"summary": {"provider": "sk-live-SECRET-123", "model": "m"}}}}"#;
+        let e = parse_config(text, ConfigOptions::default()).unwrap_err();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(e.contains("`openai`"), "the expected names are kept: {e}");
+        let e = parse_config(r#"{"ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": 7123456}}}}"#, ConfigOptions::default()).unwrap_err();
+        assert!(!e.contains("7123456"), "{e}");
+        // A typo in a field name is still named; a key-like field name is not.
+        let e = parse_config(r#"{"ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m", "temprature": 1}}}}"#, ConfigOptions::default()).unwrap_err();
+        assert!(e.contains("`temprature`"), "{e}");
+        let e = parse_config(r#"{"ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m", "sk-Live-KEY": 1}}}}"#, ConfigOptions::default()).unwrap_err();
+        assert!(!e.contains("sk-Live-KEY"), "{e}");
+        // A dangling model reference or default ensemble is not quoted either (the path says where).
+        for text in [r#"{"ensembles": {"e": {"panel": ["sk-ref-SECRET"], "summary": {"endpoint": "https://a.test", "model": "m"}}}}"#,
+                     r#"{"default_ensemble": "sk-def-SECRET", "ensembles": {"e": {"summary": {"endpoint": "https://a.test", "model": "m"}}}}"#] {
+            let e = parse_config(text, ConfigOptions::default()).unwrap_err();
+            assert!(!e.contains("SECRET"), "{e}");
+        }
     }
 
     #[test]

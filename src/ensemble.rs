@@ -6,6 +6,7 @@
 //! the clock goes through `Runtime`, so the whole flow is tested on the host
 //! with scripted fake models.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -66,33 +67,33 @@ pub struct Member {
 }
 
 /// Run `attempt` (given its timeout) until it succeeds, fails for good, or the
-/// next try would not fit before `deadline`. Returns the outcome and the number
-/// of attempts made.
-async fn with_retries<R, T, F, Fut>(rt: &R, m: &ModelSpec, deadline: f64, mut attempt: F) -> (Result<T, Failure>, u32)
+/// next try would not fit before `deadline`. `tries` counts the attempts made,
+/// live, so a call cut short (quorum, panel deadline) still reports its count.
+async fn with_retries<R, T, F, Fut>(rt: &R, m: &ModelSpec, deadline: f64, tries: &Cell<u32>, mut attempt: F) -> Result<T, Failure>
 where
     R: Runtime,
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
     let max_retries = m.max_retries.unwrap_or(retry::DEFAULT_MAX_RETRIES);
-    let mut n = 0;
     loop {
         let left = deadline - rt.now_ms();
         if left < 1.0 {
-            return (Err(Failure::new(&m.model, None, "timeout", "the deadline passed before it could answer")), n);
+            return Err(Failure::new(&m.model, None, "timeout", "the deadline passed before it could answer"));
         }
         let timeout = m.timeout_ms.unwrap_or(retry::DEFAULT_TIMEOUT_MS).min(left as u64);
-        n += 1;
+        let n = tries.get() + 1;
+        tries.set(n);
         match attempt(timeout).await {
-            Ok(v) => return (Ok(v), n),
+            Ok(v) => return Ok(v),
             Err(f) if n <= max_retries && retry::is_retryable(&f) => {
                 let wait = retry::backoff_ms(n - 1, f.retry_after_ms, rt.random());
                 if rt.now_ms() + wait as f64 >= deadline {
-                    return (Err(f), n);
+                    return Err(f);
                 }
                 rt.sleep(wait).await;
             }
-            Err(f) => return (Err(f), n),
+            Err(f) => return Err(f),
         }
     }
 }
@@ -102,19 +103,21 @@ fn panel_body(req: &ChatRequest, m: &ModelSpec, messages: Messages) -> String {
 }
 
 /// The panel's calls as a stream that yields each member when it finishes.
+/// `tries[i]` counts member i's attempts as they are made (0 while queued).
 fn panel_calls<'a, R: Runtime>(
     rt: &'a R,
     ens: &'a Ensemble,
     req: &'a ChatRequest,
     messages: Messages<'a>,
     deadline: f64,
+    tries: &'a [Cell<u32>],
 ) -> Pin<Box<dyn Stream<Item = Member> + 'a>> {
     let calls = ens.panel.iter().enumerate().map(move |(index, m)| async move {
         let body = panel_body(req, m, messages);
         // Timed from when the call starts, not from when it was queued.
         let t0 = rt.now_ms();
-        let (outcome, attempts) = with_retries(rt, m, deadline, |t| rt.complete(m, &body, t)).await;
-        Member { index, latency_ms: rt.now_ms() - t0, attempts, outcome }
+        let outcome = with_retries(rt, m, deadline, &tries[index], |t| rt.complete(m, &body, t)).await;
+        Member { index, latency_ms: rt.now_ms() - t0, attempts: tries[index].get(), outcome }
     });
     Box::pin(stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT))
 }
@@ -189,7 +192,8 @@ async fn run_panel<R: Runtime, W: PanelWatch>(
 ) -> Result<(Vec<Member>, PanelEnd), ClientGone> {
     let start = rt.now_ms();
     let panel_deadline = ens.policy.panel_timeout_ms.map_or(deadline, |t| deadline.min(start + t as f64));
-    let mut calls = panel_calls(rt, ens, req, messages, panel_deadline);
+    let tries: Vec<Cell<u32>> = vec![Cell::new(0); ens.panel.len()];
+    let mut calls = panel_calls(rt, ens, req, messages, panel_deadline, &tries);
     let mut gone = watch.gone();
     let mut members = Vec::with_capacity(ens.panel.len());
     let mut ok = 0;
@@ -238,7 +242,8 @@ async fn run_panel<R: Runtime, W: PanelWatch>(
                 PanelEnd::Timeout => Failure::new(&m.model, None, "timeout", "no answer before the panel deadline"),
                 _ => Failure::new(&m.model, None, "cancelled", "not needed: the quorum was reached"),
             };
-            let member = Member { index, latency_ms: now - start, attempts: 1, outcome: Err(f) };
+            // A member still queued (beyond MAX_IN_FLIGHT) made no attempt.
+            let member = Member { index, latency_ms: now - start, attempts: tries[index].get(), outcome: Err(f) };
             if watch.member(ens, layer, &member).await.is_err() {
                 return Err(ClientGone);
             }
@@ -322,7 +327,7 @@ impl PanelResult {
 
     fn synthesis(&self, ens: &Ensemble) -> String {
         let answers: Vec<&str> = self.answers.iter().map(String::as_str).collect();
-        prompt::synthesis_system_message(ens.synthesis_prompt.as_deref(), &answers)
+        prompt::synthesis_system_message(ens.synthesis_prompt.as_deref(), &answers, ens.policy.max_answer_chars)
     }
 }
 
@@ -330,8 +335,11 @@ fn member_report(ens: &Ensemble, m: &Member) -> MemberReport {
     let latency_ms = m.latency_ms.max(0.0).round() as u64;
     let model = ens.panel[m.index].model.clone();
     match &m.outcome {
-        Ok(c) => MemberReport { model, status: "ok", latency_ms, attempts: m.attempts, usage: c.usage, error: None },
-        Err(f) => MemberReport { model, status: f.kind, latency_ms, attempts: m.attempts, usage: None, error: Some(f.clone()) },
+        Ok(c) => {
+            let truncated = prompt::cut_point(&c.text(), ens.policy.max_answer_chars).is_some();
+            MemberReport { model, status: "ok", latency_ms, attempts: m.attempts, usage: c.usage, error: None, truncated }
+        }
+        Err(f) => MemberReport { model, status: f.kind, latency_ms, attempts: m.attempts, usage: None, error: Some(f.clone()), truncated: false },
     }
 }
 
@@ -353,7 +361,7 @@ async fn run_layers<R: Runtime, W: PanelWatch>(rt: &R, ens: &Ensemble, req: &Cha
     let mut previous: Vec<String> = Vec::new();
     for layer in 1..=ens.layers {
         let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
-        let system = prompt::layer_system_message(&refs);
+        let system = prompt::layer_system_message(&refs, ens.policy.max_answer_chars);
         let messages = if layer == 1 { Messages::Client(base) } else { Messages::WithSystem { system: &system, rest: base } };
         if watch.wants_layers() {
             let models: Vec<Value> = ens.panel.iter().enumerate().map(|(i, m)| json!({"index": i, "model": m.model})).collect();
@@ -430,7 +438,7 @@ pub async fn complete<R: Runtime>(rt: &R, ens: &Ensemble, req: &ChatRequest, ids
     for model in &ens.summary {
         let body = summary_body(ens, req, model, false, &system);
         let t0 = rt.now_ms();
-        match with_retries(rt, model, deadline, |t| rt.complete(model, &body, t)).await.0 {
+        match with_retries(rt, model, deadline, &Cell::new(0), |t| rt.complete(model, &body, t)).await {
             Ok(c) => {
                 let report = summary_report(&model.model, "ok", rt.now_ms() - t0, c.usage, failed);
                 let total = usage::sum(panel.all_reports().filter_map(|r| r.usage.as_ref()).chain(c.usage.as_ref()));
@@ -551,10 +559,11 @@ async fn stream_inner<R: Runtime, S: Sink>(rt: &R, ens: &Ensemble, req: &ChatReq
             sse::encode_data(&mut b, &response::progress_chunk(ids, json!({"type": "summary_start", "model": model.model})).to_string());
             out.send(b).await.map_err(|_| ClientGone)?;
         }
-        let opening = with_retries(rt, model, deadline, |t| rt.open_stream(model, &body, t));
+        let tries = Cell::new(0);
+        let opening = with_retries(rt, model, deadline, &tries, |t| rt.open_stream(model, &body, t));
         let mut upstream = match select(Box::pin(opening), &mut gone).await {
-            Either::Left(((Ok(b), _), _)) => b,
-            Either::Left(((Err(f), _), _)) => {
+            Either::Left((Ok(b), _)) => b,
+            Either::Left((Err(f), _)) => {
                 failed.push(f);
                 continue;
             }

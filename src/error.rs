@@ -159,7 +159,7 @@ impl N1Error {
             N1Error::ModelNotFound(m) => format!(
                 "The model `{m}` does not exist: it names no ensemble. GET /v1/models lists the ensembles."
             ),
-            N1Error::NotFound(p) => format!("Unknown path `{p}`. This endpoint serves POST /v1/chat/completions and GET /v1/models."),
+            N1Error::NotFound(p) => format!("Unknown path `{p}`. This endpoint serves POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{id}}."),
             N1Error::MethodNotAllowed { method, allowed } => {
                 format!("Method {method} is not allowed here; use {allowed}.")
             }

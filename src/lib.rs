@@ -53,6 +53,12 @@ mod entry {
         let url = req.url();
         let path = crate::url::path_of(&url);
         let mut who = String::from("-");
+        // Test-only (off unless the operator sets N1_ENABLE_TEST_HOOKS): proves
+        // that a panic, even in the first request of a fresh instance and
+        // before any routing, still ends in a JSON error.
+        if settings::flag(&env, "N1_ENABLE_TEST_HOOKS") && access::header(&req, "x-n1-test-panic").as_deref() == Some("now") {
+            panic!("test hook: deliberate panic");
+        }
         let resp = if method == "OPTIONS" {
             access::preflight(&req, &env)
         } else {
@@ -92,49 +98,48 @@ mod entry {
 
     /// Tell worker/entry.mjs about a panic: the trapped instance cannot settle
     /// its requests, so the wrapper fails them with OpenAI-shaped errors.
-    fn chain_panic_hook() {
-        use std::sync::Once;
-        static ONCE: Once = Once::new();
-        ONCE.call_once(|| {
-            let previous = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let global = js_sys::global();
-                if let Ok(f) = js_sys::Reflect::get(&global, &"__n1_on_panic".into()) {
-                    if let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f) {
-                        let _ = f.call0(&global);
-                    }
+    /// Installed once per instance, when the Wasm module starts, so that a panic
+    /// in any request (a preflight included) reaches the entry.
+    #[event(start)]
+    fn start() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let global = js_sys::global();
+            if let Ok(f) = js_sys::Reflect::get(&global, &"__n1_on_panic".into()) {
+                if let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f) {
+                    let _ = f.call0(&global);
                 }
-                previous(info);
-            }));
-        });
+            }
+            previous(info);
+        }));
     }
 
     async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
-        chain_panic_hook();
-        // Test-only (off unless the operator sets N1_ENABLE_TEST_HOOKS): proves
-        // that a panic still ends in a JSON error.
-        if settings::flag(env, "N1_ENABLE_TEST_HOOKS") && access::header(&req, "x-n1-test-panic").as_deref() == Some("now") {
-            panic!("test hook: deliberate panic");
-        }
         // `/v1` is optional: some clients are configured with the bare host as base URL.
         let route = path.strip_prefix("/v1").unwrap_or(path);
+        let model_id = route.strip_prefix("/models/").filter(|id| !id.is_empty());
         match (route, method) {
-            ("/chat/completions", "POST") | ("/models", "GET") => {
-                // Who is calling comes before any config detail or upstream call.
-                let config = settings::config(env).await;
-                let who = access::authenticate(&req, env, &config)?;
-                *who_label = who.label.clone();
-                let config = config?;
-                access::rate_limit(&req, env, &who).await?;
-                if route == "/models" {
-                    Ok(models::handle(&config, &who))
-                } else {
-                    chat::handle(req, env, ctx, &config, &who).await
-                }
+            ("/chat/completions", "POST") | ("/models", "GET") => {}
+            _ if model_id.is_some() && method == "GET" => {}
+            ("/chat/completions", m) => return Err(N1Error::MethodNotAllowed { method: m.to_owned(), allowed: "POST" }),
+            (_, m) if route == "/models" || model_id.is_some() => {
+                return Err(N1Error::MethodNotAllowed { method: m.to_owned(), allowed: "GET" })
             }
-            ("/chat/completions", m) => Err(N1Error::MethodNotAllowed { method: m.to_owned(), allowed: "POST" }),
-            ("/models", m) => Err(N1Error::MethodNotAllowed { method: m.to_owned(), allowed: "GET" }),
-            _ => Err(N1Error::NotFound(path.to_owned())),
+            _ => return Err(N1Error::NotFound(path.to_owned())),
+        }
+        // Who is calling comes before any config detail or upstream call.
+        let config = settings::config(env).await;
+        let who = access::authenticate(&req, env, &config)?;
+        *who_label = who.label.clone();
+        let config = config?;
+        access::rate_limit(&req, env, &who).await?;
+        match (route, model_id) {
+            ("/models", _) => Ok(models::list(&config, &who)),
+            (_, Some(id)) => {
+                let id = String::from_utf8_lossy(&crate::url::percent_decode(id)).into_owned();
+                models::retrieve(&config, &who, &id)
+            }
+            _ => chat::handle(req, env, ctx, &config, &who).await,
         }
     }
 }

@@ -401,7 +401,7 @@ fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
 #[derive(Default)]
 struct Probe {
     object: bool,
-    /// `error`, whatever its value (its presence is what counts).
+    /// `error`, unless absent or null.
     error: Option<Value>,
     usage: Option<Value>,
     choices: Choices,
@@ -596,7 +596,8 @@ impl<'de> Visitor<'de> for ProbeVisitor {
         // A member given twice counts as its last value, as in a parsed object.
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Error => p.error = Some(map.next_value()?),
+                // Some providers send `"error": null` on every chunk: only a value is an error.
+                Key::Error => p.error = Some(map.next_value::<Value>()?).filter(|e| !e.is_null()),
                 Key::Usage => p.usage = Some(map.next_value()?),
                 Key::Choices => p.choices = map.next_value()?,
                 _ => {
@@ -830,6 +831,16 @@ mod tests {
     }
 
     #[test]
+    fn a_null_error_member_is_no_error() {
+        let mut r = Relay::new(ids(), vec![]);
+        let mut out = Vec::new();
+        let src = upstream(&["a"], true, true).replace("\"choices\"", "\"error\":null,\"choices\"");
+        r.push(src.as_bytes(), &mut out).unwrap();
+        assert!(r.end(&mut out).is_ok());
+        assert!(String::from_utf8(out).unwrap().contains("\"content\":\"a\""));
+    }
+
+    #[test]
     fn tool_call_deltas_pass_through() {
         let mut r = Relay::new(ids(), vec![]);
         let mut out = Vec::new();
@@ -867,7 +878,7 @@ mod tests {
                 let Some(obj) = v.as_object_mut() else {
                     return Err(RelayError::Malformed("an event that is not a JSON object".into()));
                 };
-                if let Some(err) = obj.get("error") {
+                if let Some(err) = obj.get("error").filter(|e| !e.is_null()) {
                     return Err(RelayError::Upstream(response::summarize_error(&serde_json::json!({"error": err}).to_string(), &[])));
                 }
                 if let Some(u) = obj.remove("usage") {

@@ -454,10 +454,12 @@ impl Serialize for UpstreamBody<'_> {
             }
         }
         for (k, v) in self.client {
-            if OWNED.contains(&k.as_str())
+            // A null from the client means "not set" (as OpenAI reads it): it must
+            // neither reach the upstream nor shadow a configured value.
+            if v.is_null()
+                || OWNED.contains(&k.as_str())
                 || extra.contains_key(k)
                 || (self.purpose == Purpose::Panel && SUMMARY_ONLY.contains(&k.as_str()))
-                || (k == "temperature" && !client_temp)
             {
                 continue;
             }
@@ -505,6 +507,20 @@ mod tests {
         let v: Value = serde_json::from_str(&b.to_json()).unwrap();
         assert!(v.get("max_tokens").is_none());
         assert_eq!(v["max_completion_tokens"], 5);
+    }
+
+    #[test]
+    fn client_nulls_mean_unset() {
+        let cfg = json!({"ensembles": {"e": {"summary": {"endpoint": "https://x.test", "model": "m", "max_tokens": 99, "temperature": 0.2}}}});
+        let m = crate::config::parse_config(&cfg.to_string(), Default::default()).unwrap().ensembles.remove(0).summary.remove(0);
+        let r = parse(json!({"max_tokens": null, "temperature": null, "stop": null, "messages": [{"role": "user", "content": "x"}]})).unwrap();
+        let text = UpstreamBody { client: &r.body, model: &m, messages: Messages::Client(r.messages()), stream: false, purpose: Purpose::Panel }.to_json();
+        assert_eq!(text.matches("\"max_tokens\"").count(), 1, "{text}");
+        assert_eq!(text.matches("\"temperature\"").count(), 1, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["max_tokens"], 99);
+        assert_eq!(v["temperature"], 0.2);
+        assert!(v.get("stop").is_none());
     }
 
     #[test]

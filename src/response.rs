@@ -96,6 +96,9 @@ pub struct MemberReport {
     pub usage: Option<Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// The answer was longer than `max_answer_chars` and was cut in the synthesis prompt.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// The `n1` extension object.

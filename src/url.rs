@@ -20,6 +20,27 @@ pub fn path_of(url: &str) -> &str {
     }
 }
 
+/// `%XX` escapes decoded; anything else kept as it is.
+pub fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +60,10 @@ mod tests {
             assert_eq!(origin_of(url), origin, "{url}");
             assert_eq!(path_of(url), path, "{url}");
         }
+    }
+
+    #[test]
+    fn percent_decodes() {
+        assert_eq!(percent_decode("a%20b%2Fc%zz%4"), b"a b/c%zz%4");
     }
 }

@@ -91,7 +91,7 @@ impl sse::Translate for StreamState {
             sse::encode_data(out, data); // the relay reports it as malformed
             return;
         };
-        if v.get("choices").is_some() || v.get("error").is_some() {
+        if v.get("choices").is_some() || v.get("error").is_some_and(|e| !e.is_null()) {
             sse::encode_data(out, data); // already OpenAI-shaped
             return;
         }

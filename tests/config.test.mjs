@@ -115,8 +115,23 @@ test("invalid config: a 500 naming what is wrong, never a secret", async () => {
   const typo = { ensembles: { e: { panel: ["nope"], summary: mockModel(mock, "s") } } };
   await withWorker({ config: typo }, async (w) => {
     const { error } = await (await postChat(w.url, { messages: user("x") })).json();
-    assert.match(error.message, /ensembles\.e\.panel\[0\] refers to model `nope`/);
+    assert.match(error.message, /ensembles\.e\.panel\[0\] names a model that `models` does not define/);
   });
+  // serde quotes unknown enum values in backticks (`unknown variant `…``), and a
+  // dangling reference is a config value too: neither may reach the client.
+  for (const leaky of [
+    { ensembles: { e: { summary: { provider: "sk-live-SECRET-AS-PROVIDER", model: "s" } } } },
+    { ensembles: { e: { panel: ["sk-live-SECRET-AS-REFERENCE"], summary: mockModel(mock, "s") } } },
+    { default_ensemble: "sk-live-SECRET-AS-DEFAULT", ensembles: { e: { summary: mockModel(mock, "s") } } },
+  ]) {
+    await withWorker({ config: leaky }, async (w) => {
+      const r = await postChat(w.url, { messages: user("x") });
+      assert.equal(r.status, 500);
+      const text = await r.text();
+      assert.ok(!text.includes("SECRET"), text);
+      assert.equal(JSON.parse(text).error.code, "config_invalid");
+    });
+  }
 });
 
 test("a model whose key secret is not set: a 500 naming the secret, no upstream call", async () => {
@@ -136,5 +151,12 @@ test("a base URL endpoint gets /chat/completions appended", async () => {
     const r = await postChat(w.url, { messages: user("x") });
     assert.equal(r.status, 200);
     assert.equal(mock.requestsFor("base-p")[0].path, "/v1/chat/completions");
+  });
+  // Azure-style endpoints carry a query string: the path goes before it.
+  const azure = { ensembles: { e: { panel: [], summary: { endpoint: `${mock.url}/openai/deployments/x?api-version=2024-10-21`, model: "azure-s" } } } };
+  await withWorker({ config: azure }, async (w) => {
+    const r = await postChat(w.url, { messages: user("x") });
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.equal(mock.requestsFor("azure-s")[0].path, "/openai/deployments/x/chat/completions?api-version=2024-10-21");
   });
 });

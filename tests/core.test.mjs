@@ -25,6 +25,7 @@ function config() {
       wide: { panel: Array.from({ length: 9 }, (_, i) => m(`wide-${i}`)), summary: m("wide-summary") },
       framing: { panel: [m("frame-p")], summary: m("frame-s") },
       custom: { panel: [m("custom-p")], summary: m("custom-s"), synthesis_prompt: "MERGE-THESE-ANSWERS" },
+      capped: { panel: [m("cap-long"), m("cap-short")], summary: m("cap-s"), max_answer_chars: 100 },
     },
   };
 }
@@ -262,10 +263,32 @@ test("SSE framing: CRLF, comments, events split mid-UTF-8 and coalesced reads al
   }
 });
 
+test("chunks that carry `\"error\": null` (as some providers send on every chunk) are relayed as a normal answer", async () => {
+  mock.set("frame-s", { text: "fine answer", chunks: 3, nullError: true });
+  const r = await postChat(w.url, { model: "framing", stream: true, messages: user("x") });
+  const { events } = parseSse(await r.text());
+  assert.ok(!events.some((e) => e.error), JSON.stringify(events));
+  assert.equal(events.map((e) => e.choices?.[0]?.delta?.content ?? "").join(""), "fine answer");
+  assert.equal(events.at(-1), "[DONE]");
+});
+
+test("a runaway panel answer is cut to max_answer_chars in the synthesis prompt, and marked in the prompt and in n1", async () => {
+  mock.set("cap-long", { text: "A".repeat(100) + "B".repeat(400) });
+  mock.set("cap-short", { text: "short answer" });
+  const body = await (await postChat(w.url, { model: "capped", messages: user("x") })).json();
+  const system = mock.requestsFor("cap-s")[0].body.messages[0].content;
+  assert.ok(system.includes("A".repeat(100)), system);
+  assert.ok(!system.includes("B"), "nothing past the cap reaches the summary model");
+  assert.match(system, /this answer was cut here/);
+  assert.ok(system.includes("short answer"));
+  assert.equal(body.n1.panel[0].truncated, true);
+  assert.equal(body.n1.panel[1].truncated, undefined);
+});
+
 test("GET /v1/models lists the ensembles in OpenAI list format", async () => {
   const list = await client.models.list();
   const ids = list.data.map((m) => m.id).sort();
-  assert.deepEqual(ids, ["council", "custom", "failing", "framing", "slow", "wide"]);
+  assert.deepEqual(ids, ["capped", "council", "custom", "failing", "framing", "slow", "wide"]);
   const council = list.data.find((m) => m.id === "council");
   assert.equal(council.object, "model");
   assert.equal(council.n1.panel_size, 3);
@@ -273,6 +296,18 @@ test("GET /v1/models lists the ensembles in OpenAI list format", async () => {
   assert.equal(council.n1.description, "three models");
   // The default ensemble (what a request without `model` gets) is marked, and only it.
   assert.deepEqual(list.data.filter((m) => m.n1.default).map((m) => m.id), ["council"]);
+});
+
+test("GET /v1/models/{id} (the SDKs' models.retrieve) returns one ensemble; an unknown id is a 404 model_not_found", async () => {
+  const m = await client.models.retrieve("council");
+  assert.equal(m.id, "council");
+  assert.equal(m.object, "model");
+  assert.equal(m.owned_by, "n1");
+  assert.equal(m.n1.summary, "summary-s");
+  assert.equal(m.n1.default, true);
+  await expectError(await fetch(`${w.url}/v1/models/no-such-ensemble`), 404, { code: "model_not_found", param: "model" });
+  await expectError(await fetch(`${w.url}/v1/models/council`, { method: "DELETE" }), 405, { code: "method_not_allowed" });
+  await assert.rejects(client.models.retrieve("nope"), (e) => e.status === 404);
 });
 
 async function expectError(resp, status, { param, code, type = "invalid_request_error" } = {}) {

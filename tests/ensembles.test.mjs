@@ -34,10 +34,14 @@ function config() {
       claude: {
         panel: [{ provider: "anthropic", endpoint: `${mock.url}/v1`, model: "claude-p", api_key_secret: "ANTHROPIC_KEY" }],
         summary: { provider: "anthropic", endpoint: `${mock.url}/v1/messages`, model: "claude-s", api_key_secret: "ANTHROPIC_KEY", max_tokens: 300 },
+        vision: {
+          panel: [{ provider: "anthropic", endpoint: `${mock.url}/v1`, model: "claude-eye", api_key_secret: "ANTHROPIC_KEY" }],
+          summary: { provider: "anthropic", endpoint: `${mock.url}/v1`, model: "claude-eye-s", api_key_secret: "ANTHROPIC_KEY" },
+        },
       },
       cfai: {
         panel: [{ provider: "workers-ai", model: "@cf/test/panel-model" }],
-        summary: { provider: "workers-ai", model: "@cf/test/summary-model" },
+        summary: { provider: "workers-ai", model: "@cf/test/summary-model", max_tokens: 77 },
       },
     },
   };
@@ -181,6 +185,18 @@ test("per-model max_tokens, headers and extra body; keep_history false", async (
   assert.deepEqual(s.slice(1).map((m) => m.content), ["SYS", "new"]);
 });
 
+test("a client's null max_tokens means 'not set': the configured max_tokens reaches every provider, once", async () => {
+  await postChat(w.url, { model: "tuned", max_tokens: null, temperature: null, messages: user("x") });
+  const p = mock.requestsFor("tu-p")[0];
+  assert.equal(p.raw.match(/"max_tokens"/g).length, 1, p.raw);
+  assert.equal(p.body.max_tokens, 64);
+  assert.ok(!/"temperature"/.test(p.raw), "a null temperature is not forwarded");
+  await postChat(w.url, { model: "claude", max_tokens: null, messages: user("x") });
+  assert.equal(mock.requestsFor("claude-s")[0].body.max_tokens, 300);
+  await postChat(w.url, { model: "cfai", max_tokens: null, messages: user("x") });
+  assert.equal(mock.requestsFor("@cf/test/summary-model")[0].body.max_tokens, 77);
+});
+
 test("anthropic provider: requests translated to the Messages API, replies and streams back to OpenAI", async () => {
   mock.set("claude-p", { text: "CLAUDE PANEL" });
   mock.set("claude-s", { text: "Claude synthesis", chunks: 4, usage: { prompt_tokens: 20, completion_tokens: 4 } });
@@ -210,6 +226,16 @@ test("anthropic provider: requests translated to the Messages API, replies and s
   assert.equal(text, "Claude synthesis");
   assert.equal(usage.total_tokens, 15 + 24);
   assert.equal(mock.requestsFor("claude-s").at(-1).body.stream, true);
+});
+
+test("anthropic provider: data URLs that are not base64 are decoded and sent as base64 image sources", async () => {
+  const url = (u) => [{ role: "user", content: [{ type: "text", text: "look" }, { type: "image_url", image_url: { url: u } }] }];
+  assert.equal((await postChat(w.url, { model: "claude", messages: url("data:image/svg+xml,%3Csvg%2F%3E") })).status, 200);
+  assert.deepEqual(mock.requestsFor("claude-eye")[0].body.messages[0].content[1], {
+    type: "image", source: { type: "base64", media_type: "image/svg+xml", data: Buffer.from("<svg/>").toString("base64") },
+  });
+  await postChat(w.url, { model: "claude", messages: url("data:image/png;base64,iVBORw0KGgo=") });
+  assert.deepEqual(mock.requestsFor("claude-eye")[1].body.messages[0].content[1].source, { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" });
 });
 
 test("workers-ai provider through the AI binding, in both modes", async () => {

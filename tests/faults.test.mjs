@@ -21,6 +21,8 @@ function config() {
       allfail: e([m("af-1", { timeout_ms: 300 }), "af-2", "af-3"], m("af-s")),
       fallback: e(["fb-p"], [m("fb-s1", { max_retries: 0 }), m("fb-s2")]),
       quorum: e(["q-1", "q-2", "q-3"], m("q-s"), { quorum: 2 }),
+      // 8 members, 6 open at once: when the quorum of 1 is reached, 2 are still queued.
+      queued: e(Array.from({ length: 8 }, (_, i) => `qq-${i}`), m("qq-s"), { quorum: 1 }),
       paneltimeout: e(["pt-fast", "pt-slow"], m("pt-s"), { panel_timeout_ms: 500 }),
       minpanel: e(["mp-1", m("mp-2", { max_retries: 0 })], m("mp-s"), { min_panel: 2 }),
       best: e(["bp-1", "bp-2"], m("bp-s", { max_retries: 0 }), { on_summary_failure: "best_panel_answer" }),
@@ -210,6 +212,16 @@ test("quorum: synthesis starts once 2 of 3 answered; the straggler is aborted", 
   assert.equal(body.n1.panel[2].status, "cancelled");
   await mock.waitFor(() => mock.requestsFor("q-3")[0]?.endedAt);
   assert.equal(mock.requestsFor("q-3")[0].closedEarly, true);
+});
+
+test("quorum with members still queued: those made no attempt and report attempts 0", async () => {
+  for (let i = 1; i < 8; i++) mock.set(`qq-${i}`, { delayMs: 3000 });
+  const body = await (await postChat(w.url, { model: "queued", messages: user("q") })).json();
+  assert.equal(body.n1.panel_end, "quorum");
+  assert.deepEqual(body.n1.panel.map((p) => p.status), ["ok", ...Array(7).fill("cancelled")]);
+  // qq-1..qq-5 were sent (6 open at once), qq-6 and qq-7 never left the queue.
+  assert.deepEqual(body.n1.panel.map((p) => p.attempts), [1, 1, 1, 1, 1, 1, 0, 0]);
+  assert.equal(mock.requestsFor("qq-6").length + mock.requestsFor("qq-7").length, 0);
 });
 
 test("panel_timeout_ms: stragglers are aborted and the synthesis proceeds with what came back", async () => {

@@ -124,8 +124,8 @@ proptest! {
     #[test]
     fn an_answer_can_never_open_or_close_a_fence(answers in prop::collection::vec(".{0,60}|(<\\/?[aA][nN][sS][wW][eE][rR][^>]{0,8}>?){1,3}", 0..5)) {
         let refs: Vec<&str> = answers.iter().map(String::as_str).collect();
-        let s = synthesis_system_message(None, &refs);
-        let baseline = synthesis_system_message(None, &[]);
+        let s = synthesis_system_message(None, &refs, usize::MAX);
+        let baseline = synthesis_system_message(None, &[], usize::MAX);
         let count = |t: &str, pat: &str| t.to_ascii_lowercase().matches(pat).count();
         prop_assert_eq!(count(&s, "<answer"), count(&baseline, "<answer") + answers.len());
         prop_assert_eq!(count(&s, "</answer"), count(&baseline, "</answer") + answers.len());

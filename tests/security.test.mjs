@@ -73,6 +73,10 @@ test("access keys: missing, wrong, another ensemble's, x-api-key; /v1/models lis
     assert.deepEqual(await list(ALICE), ["council"]);
     assert.deepEqual(await list(BOB), ["council", "private"]);
     await expectError(await fetch(`${w.url}/v1/models`), 401, "invalid_api_key");
+    // models.retrieve: a key sees only what it may use, like the list.
+    assert.equal((await fetch(`${w.url}/v1/models/private`, { headers: bearer(BOB) })).status, 200);
+    await expectError(await fetch(`${w.url}/v1/models/private`, { headers: bearer(ALICE) }), 404, "model_not_found");
+    await expectError(await fetch(`${w.url}/v1/models/council`), 401, "invalid_api_key");
 
     const client = new OpenAI({ apiKey: "ck-wrong-key-999", baseURL: `${w.url}/v1`, maxRetries: 0 });
     await assert.rejects(client.chat.completions.create({ model: "council", messages: user("x") }), (err) => err.status === 401);
@@ -262,10 +266,25 @@ test("upstream endpoints: plain http needs N1_ALLOW_INSECURE_UPSTREAMS, and neve
     assert.match(e.message, /N1_ALLOW_INSECURE_UPSTREAMS/);
     assert.equal(mock.requests.length, 0);
   });
-  const remote = { ensembles: { e: { panel: [{ endpoint: "http://example.com/v1", model: "m" }], summary: mockModel(mock, "s") } } };
-  await withWorker({ config: remote }, async (w) => {
-    const e = await expectError(await postChat(w.url, { messages: user("x") }), 500, "config_invalid");
-    assert.match(e.message, /https/);
+  // Hosts that only look like loopback (a name starting with `127.`) are remote hosts.
+  for (const endpoint of ["http://example.com/v1", "http://127.evil.test/v1", "http://127.0.0.1.evil.test/v1"]) {
+    const remote = { ensembles: { e: { panel: [{ endpoint, model: "m" }], summary: mockModel(mock, "s") } } };
+    await withWorker({ config: remote }, async (w) => {
+      const e = await expectError(await postChat(w.url, { messages: user("x") }), 500, "config_invalid");
+      assert.match(e.message, /https/, endpoint);
+    });
+  }
+});
+
+test("a panic in the first request of a fresh instance (a preflight, before any routing) still answers with a JSON 500", async () => {
+  await withWorker({ bindings: { N1_ENABLE_TEST_HOOKS: "true" } }, async (w) => {
+    const r = await fetch(`${w.url}/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "x-n1-test-panic": "now" },
+      signal: AbortSignal.timeout(5000),
+    });
+    await expectError(r, 500, "internal_error");
+    assert.equal((await postChat(w.url, { messages: user("x") })).status, 200, "the next request gets a fresh instance");
   });
 });
 

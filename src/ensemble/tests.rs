@@ -306,6 +306,21 @@ fn quorum_starts_synthesis_early_and_cancels_the_rest() {
 }
 
 #[test]
+fn members_cancelled_while_queued_made_no_attempt() {
+    let names: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut fake = Fake::default();
+    for n in &refs[1..] {
+        fake = fake.script(n, &[Step::Hang]);
+    }
+    let ens = ensemble_with(&refs, &["s"], json!({"quorum": 1}));
+    let reply = run(&fake, &ens).unwrap();
+    let attempts: Vec<u64> = reply.body["n1"]["panel"].as_array().unwrap().iter().map(|p| p["attempts"].as_u64().unwrap()).collect();
+    assert_eq!(attempts, [1, 1, 1, 1, 1, 1, 0, 0]);
+    assert!(!fake.called("m6") && !fake.called("m7"));
+}
+
+#[test]
 fn min_panel_is_enforced() {
     let fake = Fake::default().script("b", &[Step::Fail(400)]);
     let ens = ensemble_with(&["a", "b"], &["s"], json!({"min_panel": 2}));

@@ -231,7 +231,8 @@ async function nonStream(res, ctx, bh, o, headers) {
 
 async function stream(res, ctx, bh, o, headers, includeUsage) {
   const le = bh.lineEnding ?? "\n";
-  const base = { id: `mock-${o.n}`, object: "chat.completion.chunk", created: o.created, model: o.model };
+  // nullError: some providers send `"error": null` on every chunk.
+  const base = { id: `mock-${o.n}`, object: "chat.completion.chunk", created: o.created, model: o.model, ...(bh.nullError ? { error: null } : {}) };
   const chunk = (delta, finish = null) =>
     JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] });
 
