@@ -1,35 +1,34 @@
-//! Edge: upstream calls, with the runtime's own `fetch(url, init)` (or the
-//! Workers AI binding). Each attempt has a timeout that aborts its fetch, and
-//! every open fetch is registered so the policy can abort stragglers or
-//! everything when the client leaves (dropping a Rust future does not abort
-//! the JS fetch behind it). Bodies are read whole, or chunk by chunk for
-//! streams, with as few calls into JavaScript as we could manage: this glue is
-//! most of N-1's CPU per request (see BENCHMARKS.md). Implements `Runtime`.
+//! Edge: the `Runtime` the ensemble runs on. Upstream calls with the runtime's
+//! own `fetch(url, init)` (or the Workers AI binding); each attempt has a
+//! timeout that aborts its fetch, and every open fetch is registered so the
+//! policy can abort stragglers, or everything when the client leaves (dropping
+//! a Rust future does not abort the JS fetch behind it). Only bytes move here:
+//! the core builds the bodies and decodes the replies. Bodies are read whole,
+//! or chunk by chunk for streams, with as few calls into JavaScript as we could
+//! manage: this glue is most of N-1's CPU per request (see BENCHMARKS.md).
 
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures::future::{select, Either};
-use futures::stream::{Stream, StreamExt};
+use futures::stream::Stream;
 use worker::web_sys::AbortController;
 use worker::{web_sys, Delay};
 
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::anthropic;
-use crate::config::{ModelSpec, Provider};
-use crate::ensemble::Runtime;
-use crate::workers_ai;
-use crate::error::Failure;
-use crate::response::{self, Completion};
-use crate::retry;
-use crate::settings::Keys;
+use super::env::Keys;
+use crate::core::config::{ModelSpec, Provider};
+use crate::core::ensemble::{retry, Runtime};
+use crate::core::error::{Failure, FailureKind};
+use crate::core::providers::workers_ai;
+use crate::core::secrets::Secrets;
 
 pub struct FetchRuntime {
-    pub keys: Keys,
-    pub secrets: Vec<String>,
+    keys: Keys,
+    secrets: Secrets,
     open: RefCell<Vec<AbortController>>,
     /// The Workers AI binding, when the worker has one.
     ai: Option<JsValue>,
@@ -38,17 +37,12 @@ pub struct FetchRuntime {
 type Body = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>>>>;
 
 impl FetchRuntime {
-    pub fn new(keys: Keys, secrets: Vec<String>, ai: Option<JsValue>) -> Self {
+    pub fn new(keys: Keys, secrets: Secrets, ai: Option<JsValue>) -> Self {
         FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()), ai }
     }
 
-    fn scrub(&self, reason: &str) -> String {
-        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-        response::clean_reason(reason, &secrets)
-    }
-
-    fn failure(&self, m: &ModelSpec, status: Option<u16>, kind: &'static str, reason: &str) -> Failure {
-        Failure::new(&m.model, status, kind, self.scrub(reason))
+    fn failure(&self, m: &ModelSpec, status: Option<u16>, kind: FailureKind, reason: &str) -> Failure {
+        Failure::new(&m.model, status, kind, self.secrets.scrub(reason))
     }
 
     /// Send with `fetch(url, init)` (no `Request` object, and the raw
@@ -63,15 +57,8 @@ impl FetchRuntime {
             let _ = js_sys::Reflect::set(&headers, &JsValue::from_str(&k.to_ascii_lowercase()), &JsValue::from_str(v));
         };
         set("content-type", "application/json");
-        if let Some(k) = self.keys.get(&m.api_key) {
-            if m.provider == Provider::Anthropic {
-                set("x-api-key", k);
-            } else {
-                set("authorization", &format!("Bearer {k}"));
-            }
-        }
-        if m.provider == Provider::Anthropic {
-            set("anthropic-version", anthropic::VERSION);
+        for (k, v) in m.provider.headers(self.keys.get(&m.api_key)) {
+            set(k, &v);
         }
         for (k, v) in &m.headers {
             set(k, v);
@@ -84,15 +71,14 @@ impl FetchRuntime {
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
         let resp = JsFuture::from(global.fetch_with_str_and_init(&m.endpoint, &init))
             .await
-            .map_err(|e| self.failure(m, None, "error", &format!("network error: {}", worker::Error::from(e))))?;
+            .map_err(|e| self.failure(m, None, FailureKind::Error, &format!("network error: {}", js_error(&e))))?;
         let resp: web_sys::Response = resp.unchecked_into();
         let status = resp.status();
         if !(200..300).contains(&status) {
             let h = resp.headers();
             let retry_after = retry_after_ms(h.get("retry-after").ok().flatten(), h.get("retry-after-ms").ok().flatten());
-            let text = read_text(&resp).await.unwrap_or_else(|_| String::new());
-            let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-            let mut f = Failure::new(&m.model, Some(status), "error", response::summarize_error(&text, &secrets));
+            let text = read_text(&resp).await.unwrap_or_default();
+            let mut f = Failure::new(&m.model, Some(status), FailureKind::Error, self.secrets.summarize_error(&text));
             f.retry_after_ms = retry_after;
             return Err(f);
         }
@@ -112,6 +98,8 @@ impl FetchRuntime {
     }
 
     /// Run `work` within `timeout_ms`; on expiry its fetch is aborted.
+    /// (A Rust timer around the attempt: AbortSignal.timeout + AbortSignal.any
+    /// on the fetch measured slower.)
     async fn timed<T>(
         &self,
         m: &ModelSpec,
@@ -125,31 +113,14 @@ impl FetchRuntime {
             Either::Left((r, _)) => r,
             Either::Right(_) => {
                 controller.abort();
-                Err(self.failure(m, None, "timeout", &format!("no answer within {timeout_ms} ms")))
+                Err(self.failure(m, None, FailureKind::Timeout, &format!("no answer within {timeout_ms} ms")))
             }
         }
     }
-}
 
-/// The body in the model's own API (OpenAI's as it is, not copied).
-fn translate_body<'a>(m: &ModelSpec, body: &'a str) -> std::borrow::Cow<'a, str> {
-    match m.provider {
-        Provider::Openai => body.into(),
-        Provider::Anthropic => {
-            let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-            anthropic::request(&v, m).to_string().into()
-        }
-        Provider::WorkersAi => {
-            let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-            workers_ai::input(&v, &m.extra_body).to_string().into()
-        }
-    }
-}
-
-impl FetchRuntime {
     /// `env.AI.run(model, input)`: a JSON output, or a ReadableStream when streaming.
     async fn run_ai(&self, m: &ModelSpec, input: &str) -> Result<JsValue, Failure> {
-        let fail = |reason: &str| self.failure(m, None, "error", reason);
+        let fail = |reason: &str| self.failure(m, None, FailureKind::Error, reason);
         let ai = self.ai.as_ref().ok_or_else(|| {
             fail("the AI binding is not available (Workers AI needs `[ai]` in wrangler.toml; locally it needs a Cloudflare login)")
         })?;
@@ -158,22 +129,32 @@ impl FetchRuntime {
             .and_then(|f| f.dyn_into().ok())
             .ok_or_else(|| fail("the AI binding has no run()"))?;
         let input = js_sys::JSON::parse(input).map_err(|_| fail("bad input"))?;
-        let promise = run.call2(ai, &m.model.as_str().into(), &input).map_err(|e| fail(&js_error(&e)))?;
+        // "<code>: <description>" errors: a missing model says so, with its id.
+        let rejected = |e: JsValue| {
+            let mut f = workers_ai::binding_failure(&m.model, &js_error(&e));
+            f.reason = self.secrets.scrub(&f.reason);
+            f
+        };
+        let promise = run.call2(ai, &m.model.as_str().into(), &input).map_err(rejected)?;
         let promise: js_sys::Promise = promise.dyn_into().map_err(|_| fail("run() did not return a promise"))?;
-        JsFuture::from(promise).await.map_err(|e| fail(&js_error(&e)))
+        JsFuture::from(promise).await.map_err(rejected)
     }
 }
 
 /// The whole body, read by the runtime in one go (one copy into Wasm, not one
 /// per network chunk), as strict UTF-8.
 async fn read_text(resp: &web_sys::Response) -> Result<String, String> {
-    let promise = resp.array_buffer().map_err(|e| worker::Error::from(e).to_string())?;
-    let buf = JsFuture::from(promise).await.map_err(|e| worker::Error::from(e).to_string())?;
+    let promise = resp.array_buffer().map_err(|e| js_error(&e))?;
+    let buf = JsFuture::from(promise).await.map_err(|e| js_error(&e))?;
     String::from_utf8(js_sys::Uint8Array::new(&buf).to_vec()).map_err(|_| "the answer is not valid UTF-8".to_owned())
 }
 
+/// A JavaScript error's message (never its stack).
 fn js_error(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| "Workers AI error".into())
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(e) => String::from(e.message()),
+        None => e.as_string().unwrap_or_else(|| "unknown error".into()),
+    }
 }
 
 /// A response body as a stream of byte chunks, read with the stream's own
@@ -213,21 +194,10 @@ impl Stream for JsBody {
             Ok(r) => Some(Ok(js_sys::Uint8Array::new(&get(&r, "value")).to_vec())),
             Err(e) => {
                 this.done = true;
-                Some(Err(worker::Error::from(e).to_string()))
+                Some(Err(js_error(&e)))
             }
         })
     }
-}
-
-/// Each read of another API's stream, rewritten into OpenAI chunk events.
-fn translate(stream: JsBody, mut push: impl FnMut(&[u8], &mut Vec<u8>) + 'static) -> Body {
-    Box::pin(stream.map(move |r| {
-        r.map(|bytes| {
-            let mut out = Vec::new();
-            push(&bytes, &mut out);
-            out
-        })
-    }))
 }
 
 /// `Retry-After` (seconds or an HTTP date) or `retry-after-ms`.
@@ -241,59 +211,15 @@ fn retry_after_ms(seconds: Option<String>, millis: Option<String>) -> Option<u64
 impl Runtime for FetchRuntime {
     type Body = Body;
 
-    async fn complete(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Completion, Failure> {
-        let controller = self.controller();
-        let body = translate_body(m, body);
-        // A Rust timer around the attempt, which aborts the fetch on expiry.
-        // (AbortSignal.timeout + AbortSignal.any on the fetch measured slower.)
-        let work = async {
-            if m.provider == Provider::WorkersAi {
-                let out = self.run_ai(m, &body).await?;
-                let text = js_sys::JSON::stringify(&out).map(String::from).unwrap_or_default();
-                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                return workers_ai::output(&v).map_err(|r| self.failure(m, None, "error", &r));
-            }
-            let resp = self.send(m, &body, &controller.signal()).await?;
-            let status = resp.status();
-            let text = read_text(&resp)
-                .await
-                .map_err(|e| self.failure(m, Some(status), "error", &format!("reading the answer failed: {e}")))?;
-            let parsed = match m.provider {
-                Provider::Anthropic => anthropic::response(&text),
-                _ => response::parse_completion(&text),
-            };
-            parsed.map_err(|r| self.failure(m, Some(status), "error", &r))
-        };
-        self.timed(m, timeout_ms, &controller, work).await
+    /// Boxed, so its code exists once (the panel and the summary both call it).
+    async fn complete(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<String, Failure> {
+        let work: Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(self.complete_once(m, body, timeout_ms));
+        work.await
     }
 
     async fn open_stream(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Body, Failure> {
-        let controller = self.controller();
-        let body = translate_body(m, body);
-        let stream = if m.provider == Provider::WorkersAi {
-            let out = self.timed(m, timeout_ms, &controller, self.run_ai(m, &body)).await?;
-            let rs: web_sys::ReadableStream =
-                out.dyn_into().map_err(|_| self.failure(m, None, "error", "Workers AI did not return a stream"))?;
-            JsBody::new(&rs)
-        } else {
-            let resp = self.timed(m, timeout_ms, &controller, self.send(m, &body, &controller.signal())).await?;
-            let status = resp.status();
-            let body = resp.body().ok_or_else(|| self.failure(m, Some(status), "error", "no body"))?;
-            JsBody::new(&body)
-        };
-        // Other APIs' streams are translated to OpenAI chunks as they arrive.
-        let translated: Body = match m.provider {
-            Provider::Openai => Box::pin(stream),
-            Provider::Anthropic => {
-                let mut t = anthropic::StreamTranslator::default();
-                translate(stream, move |b, out| t.push(b, out))
-            }
-            Provider::WorkersAi => {
-                let mut t = workers_ai::StreamTranslator::default();
-                translate(stream, move |b, out| t.push(b, out))
-            }
-        };
-        Ok(translated)
+        let work: Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(self.open_stream_once(m, body, timeout_ms));
+        work.await
     }
 
     fn now_ms(&self) -> f64 {
@@ -314,7 +240,41 @@ impl Runtime for FetchRuntime {
         }
     }
 
-    fn secrets(&self) -> Vec<String> {
-        self.secrets.clone()
+    fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+}
+
+impl FetchRuntime {
+    async fn complete_once(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<String, Failure> {
+        let controller = self.controller();
+        let work = async {
+            if m.provider == Provider::WorkersAi {
+                let out = self.run_ai(m, body).await?;
+                return Ok(js_sys::JSON::stringify(&out).map(String::from).unwrap_or_default());
+            }
+            let resp = self.send(m, body, &controller.signal()).await?;
+            let status = resp.status();
+            read_text(&resp)
+                .await
+                .map_err(|e| self.failure(m, Some(status), FailureKind::Error, &format!("reading the answer failed: {e}")))
+        };
+        self.timed(m, timeout_ms, &controller, work).await
+    }
+
+    async fn open_stream_once(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Body, Failure> {
+        let controller = self.controller();
+        let stream = if m.provider == Provider::WorkersAi {
+            let out = self.timed(m, timeout_ms, &controller, self.run_ai(m, body)).await?;
+            let rs: web_sys::ReadableStream =
+                out.dyn_into().map_err(|_| self.failure(m, None, FailureKind::Error, "Workers AI did not return a stream"))?;
+            JsBody::new(&rs)
+        } else {
+            let resp = self.timed(m, timeout_ms, &controller, self.send(m, body, &controller.signal())).await?;
+            let status = resp.status();
+            let body = resp.body().ok_or_else(|| self.failure(m, Some(status), FailureKind::Error, "no body"))?;
+            JsBody::new(&body)
+        };
+        Ok(Box::pin(stream))
     }
 }

@@ -9,10 +9,11 @@ use std::rc::Rc;
 
 use worker::Env;
 
-use crate::auth::{parse_keys, ClientKey};
-use crate::config::{parse_config, ApiKey, Config, ConfigOptions, Ensemble};
-use crate::request::Limits;
-use crate::error::N1Error;
+use crate::core::auth::{parse_keys, ClientKey};
+use crate::core::config::{parse_config, ApiKey, Config, ConfigOptions, Ensemble, ModelSpec};
+use crate::core::error::N1Error;
+use crate::core::request::Limits;
+use crate::core::secrets::Secrets;
 
 /// How long an isolate trusts its copy before looking at KV/vars again.
 const TTL_MS: f64 = 5_000.0;
@@ -37,7 +38,7 @@ pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
         Some(raw) => raw,
         // No config, but Workers AI is bound: the built-in zero-key ensemble.
         None if js_sys::Reflect::get(env, &"AI".into()).is_ok_and(|v| !v.is_undefined()) => {
-            crate::workers_ai::DEFAULT_CONFIG.to_owned()
+            crate::core::providers::workers_ai::DEFAULT_CONFIG.clone()
         }
         None => return Err(N1Error::ConfigMissing),
     };
@@ -67,7 +68,8 @@ async fn read_raw(env: &Env) -> Result<Option<String>, N1Error> {
     }
     Ok(string_binding(env, "N1_CONFIG").or_else(|| {
         // A `[vars]` table in wrangler.toml arrives as an object.
-        env.object_var::<serde_json::Value>("N1_CONFIG").ok().filter(|v| v.is_object()).map(|v| v.to_string())
+        let v = js_sys::Reflect::get(env, &"N1_CONFIG".into()).ok().filter(|v| v.is_object())?;
+        js_sys::JSON::stringify(&v).ok().map(String::from)
     }))
 }
 
@@ -138,9 +140,9 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn resolve(env: &Env, ens: &Ensemble) -> Result<Keys, N1Error> {
+    pub fn resolve<'a>(env: &Env, models: impl Iterator<Item = &'a ModelSpec>) -> Result<Keys, N1Error> {
         let mut by_name = HashMap::new();
-        for m in ens.panel.iter().chain(&ens.summary) {
+        for m in models {
             if let ApiKey::Secret(name) = &m.api_key {
                 if by_name.contains_key(name) {
                     continue;
@@ -165,14 +167,12 @@ impl Keys {
         }
     }
 
-    /// Every key value, to scrub from upstream text.
-    pub fn values(&self, ens: &Ensemble) -> Vec<String> {
-        let mut v: Vec<String> = self.by_name.values().cloned().collect();
-        for m in ens.panel.iter().chain(&ens.summary) {
-            if let ApiKey::Literal(k) = &m.api_key {
-                v.push(k.clone());
-            }
-        }
-        v
+    /// Every key value of the ensemble, to scrub from upstream text.
+    pub fn secrets(&self, ens: &Ensemble) -> Secrets {
+        let literals = ens.models().filter_map(|m| match &m.api_key {
+            ApiKey::Literal(k) => Some(k.clone()),
+            _ => None,
+        });
+        Secrets::new(self.by_name.values().cloned().chain(literals))
     }
 }

@@ -2,29 +2,26 @@
 
 use worker::{Response, ResponseBuilder};
 
-use crate::error::N1Error;
+use crate::core::error::N1Error;
 
 /// A JSON response. Building one cannot fail for a valid status and ASCII headers.
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
-    ResponseBuilder::new()
-        .with_status(status)
-        .with_header("content-type", "application/json")
-        .expect("static header")
-        .fixed(body.to_string().into_bytes())
+pub fn json(status: u16, body: Vec<u8>) -> Response {
+    ResponseBuilder::new().with_status(status).with_header("content-type", "application/json").expect("static header").fixed(body)
 }
 
-/// The one place an `N1Error` becomes an HTTP response.
+/// The one place an `N1Error` becomes an HTTP response (OpenAI's error shape).
 pub fn error(e: &N1Error) -> Response {
-    let resp = json(e.status(), &e.body());
+    let resp = json(e.status(), e.openai_json().into_bytes());
+    let h = resp.headers();
     match e {
         N1Error::MethodNotAllowed { allowed, .. } => {
-            let _ = resp.headers().set("allow", allowed);
+            let _ = h.set("allow", allowed);
         }
         N1Error::RateLimited(s) => {
-            let _ = resp.headers().set("retry-after", &s.to_string());
+            let _ = h.set("retry-after", &s.to_string());
         }
         N1Error::MissingKey | N1Error::InvalidKey | N1Error::AuthNotConfigured => {
-            let _ = resp.headers().set("www-authenticate", "Bearer");
+            let _ = h.set("www-authenticate", "Bearer");
         }
         _ => {}
     }

@@ -2,7 +2,12 @@
 //! how long to wait (exponential backoff with jitter, or the upstream's
 //! `Retry-After`), and never past the caller's deadline.
 
-use crate::error::Failure;
+use std::cell::Cell;
+use std::future::Future;
+
+use super::Runtime;
+use crate::core::config::ModelSpec;
+use crate::core::error::{Failure, FailureKind};
 
 /// Retries after the first attempt when a model sets no `max_retries`.
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
@@ -17,7 +22,7 @@ pub const MAX_RETRY_AFTER_MS: u64 = 20_000;
 /// and a timed-out attempt already spent its budget.
 pub fn is_retryable(f: &Failure) -> bool {
     match f.status {
-        None => f.kind == "error",
+        None => f.kind == FailureKind::Error,
         Some(s) => s == 408 || s == 429 || (500..600).contains(&s),
     }
 }
@@ -33,6 +38,38 @@ pub fn backoff_ms(attempt: u32, retry_after_ms: Option<u64>, r: f64) -> u64 {
     (exp * (0.5 + 0.5 * r.clamp(0.0, 1.0))) as u64
 }
 
+/// Run `attempt` (given its timeout) until it succeeds, fails for good, or the
+/// next try would not fit before `deadline`. `tries` counts the attempts made,
+/// live, so a call cut short (quorum, panel deadline) still reports its count.
+pub async fn with_retries<R, T, F, Fut>(rt: &R, m: &ModelSpec, deadline: f64, tries: &Cell<u32>, mut attempt: F) -> Result<T, Failure>
+where
+    R: Runtime,
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let max_retries = m.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
+    loop {
+        let left = deadline - rt.now_ms();
+        if left < 1.0 {
+            return Err(Failure::timeout(&m.model, "the deadline passed before it could answer"));
+        }
+        let timeout = m.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).min(left as u64);
+        let n = tries.get() + 1;
+        tries.set(n);
+        match attempt(timeout).await {
+            Ok(v) => return Ok(v),
+            Err(f) if n <= max_retries && is_retryable(&f) => {
+                let wait = backoff_ms(n - 1, f.retry_after_ms, rt.random());
+                if rt.now_ms() + wait as f64 >= deadline {
+                    return Err(f);
+                }
+                rt.sleep(wait).await;
+            }
+            Err(f) => return Err(f),
+        }
+    }
+}
+
 /// `Retry-After` as delta-seconds (`"2"`, `"1.5"`), or OpenAI's `retry-after-ms`.
 /// HTTP dates are converted by the caller, who has a clock.
 pub fn parse_retry_after(seconds: Option<&str>, millis: Option<&str>) -> Option<u64> {
@@ -46,47 +83,5 @@ pub fn parse_retry_after(seconds: Option<&str>, millis: Option<&str>) -> Option<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(status: Option<u16>, kind: &'static str) -> Failure {
-        Failure { model: "m".into(), status, kind, reason: String::new(), retry_after_ms: None }
-    }
-
-    #[test]
-    fn transient_failures_are_retried_others_not() {
-        for s in [408, 429, 500, 502, 503, 504] {
-            assert!(is_retryable(&f(Some(s), "error")), "{s}");
-        }
-        for s in [400, 401, 403, 404, 422, 200] {
-            assert!(!is_retryable(&f(Some(s), "error")), "{s}");
-        }
-        assert!(is_retryable(&f(None, "error")), "network error");
-        assert!(!is_retryable(&f(None, "timeout")));
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_a_cap() {
-        assert_eq!(backoff_ms(0, None, 0.0), 250);
-        assert_eq!(backoff_ms(0, None, 0.999_999), 499);
-        assert_eq!(backoff_ms(1, None, 0.0), 500);
-        assert_eq!(backoff_ms(2, None, 0.0), 1000);
-        assert_eq!(backoff_ms(30, None, 0.999_999), 7999);
-    }
-
-    #[test]
-    fn retry_after_wins_and_is_capped() {
-        assert_eq!(backoff_ms(0, Some(1200), 0.5), 1200);
-        assert_eq!(backoff_ms(0, Some(3_600_000), 0.5), MAX_RETRY_AFTER_MS);
-    }
-
-    #[test]
-    fn parses_retry_after_forms() {
-        assert_eq!(parse_retry_after(Some("2"), None), Some(2000));
-        assert_eq!(parse_retry_after(Some(" 1.5 "), None), Some(1500));
-        assert_eq!(parse_retry_after(Some("2"), Some("350")), Some(350));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT"), None), None);
-        assert_eq!(parse_retry_after(Some("-3"), None), None);
-        assert_eq!(parse_retry_after(None, None), None);
-    }
-}
+#[path = "retry_tests.rs"]
+mod tests;

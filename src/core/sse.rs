@@ -123,33 +123,6 @@ pub fn encode_data(out: &mut Vec<u8>, payload: &str) {
     out.extend_from_slice(b"\n\n");
 }
 
-/// Another API's stream events, rewritten into OpenAI chunk events one at a time.
-pub trait Translate {
-    fn event(&mut self, data: &str, out: &mut Vec<u8>);
-}
-
-/// An SSE parser in front of a `Translate`: bytes in, OpenAI chunk events out,
-/// chunk by chunk (events split across reads are completed by the parser).
-#[derive(Default)]
-pub struct Translator<T> {
-    parser: Parser,
-    events: Vec<Event>,
-    inner: T,
-}
-
-impl<T: Translate> Translator<T> {
-    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        if self.parser.push(bytes, &mut self.events).is_err() {
-            // The relay reports this as a broken stream.
-            encode_data(out, "{\"error\":{\"message\":\"a line without end\"}}");
-            return;
-        }
-        for e in self.events.drain(..) {
-            self.inner.event(&e.data, out);
-        }
-    }
-}
-
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 

@@ -3,11 +3,11 @@
 
 use worker::{web_sys::Request, Env, Response};
 
-use crate::auth::{self, AuthSetup, Principal};
-use crate::config::Config;
-use crate::cors::CorsPolicy;
-use crate::error::N1Error;
-use crate::settings;
+use super::env;
+use crate::core::auth::{self, AuthSetup, Principal};
+use crate::core::config::Config;
+use crate::core::cors::CorsPolicy;
+use crate::core::error::N1Error;
 
 /// Rate limit window of the `RATE_LIMITER` binding (wrangler.toml), for Retry-After.
 const RATE_PERIOD_S: u64 = 60;
@@ -21,8 +21,8 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
 /// "simple" cross-site POST needs no preflight and would otherwise spend money.
 pub fn check_origin(req: &Request, env: &Env) -> Result<Option<String>, N1Error> {
     let Some(origin) = header(req, "origin") else { return Ok(None) };
-    let policy = CorsPolicy::parse(settings::string_binding(env, "N1_CORS_ORIGINS").as_deref());
-    if policy.allows(&origin, crate::url::origin_of(&req.url())) {
+    let policy = CorsPolicy::parse(env::string_binding(env, "N1_CORS_ORIGINS").as_deref());
+    if policy.allows(&origin, crate::core::url::origin_of(&req.url())) {
         Ok(Some(origin))
     } else {
         Err(N1Error::OriginNotAllowed)
@@ -41,7 +41,7 @@ pub fn preflight(req: &Request, env: &Env) -> Response {
             resp
         }
         Ok(None) => Response::empty().expect("empty response").with_status(204),
-        Err(e) => crate::http::error(&e),
+        Err(e) => super::http::error(&e),
     }
 }
 
@@ -55,9 +55,9 @@ pub fn add_cors(resp: &Response, origin: &str) {
 /// The caller, from its key. `config` is passed even when it failed to load, so
 /// that an unauthenticated client sees a 401, not the operator's config error.
 pub fn authenticate(req: &Request, env: &Env, config: &Result<std::rc::Rc<Config>, N1Error>) -> Result<Principal, N1Error> {
-    let keys = settings::client_keys(env)?;
+    let keys = env::client_keys(env)?;
     let legacy = config.as_ref().ok().and_then(|c| c.legacy_client_key.as_deref().map(|k| (k, c.default_ensemble.as_str())));
-    let setup = AuthSetup { keys: &keys, legacy_key: legacy, allow_anonymous: settings::flag(env, "N1_ALLOW_ANONYMOUS") };
+    let setup = AuthSetup { keys: &keys, legacy_key: legacy, allow_anonymous: env::flag(env, "N1_ALLOW_ANONYMOUS") };
     let authorization = header(req, "authorization");
     let x_api_key = header(req, "x-api-key");
     auth::authenticate(&setup, auth::presented_key(authorization.as_deref(), x_api_key.as_deref()))

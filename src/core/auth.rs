@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::error::N1Error;
+use crate::core::error::N1Error;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ClientKey {

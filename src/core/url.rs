@@ -20,6 +20,19 @@ pub fn path_of(url: &str) -> &str {
     }
 }
 
+/// `endpoint` with `path` at its end (unless it has it already), before any
+/// query string: a base URL (`https://api.openai.com/v1`) as well as the full
+/// URL are accepted, and Azure-style `…/deployments/x?api-version=…` works.
+pub fn with_path(endpoint: &str, path: &str) -> String {
+    let e = endpoint.trim();
+    let (base, query) = e.split_at(e.find('?').unwrap_or(e.len()));
+    if base.ends_with(path) {
+        e.to_owned()
+    } else {
+        format!("{}{path}{query}", base.trim_end_matches('/'))
+    }
+}
+
 /// `%XX` escapes decoded; anything else kept as it is.
 pub fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
@@ -65,5 +78,18 @@ mod tests {
     #[test]
     fn percent_decodes() {
         assert_eq!(percent_decode("a%20b%2Fc%zz%4"), b"a b/c%zz%4");
+    }
+
+    #[test]
+    fn endpoints_get_their_path_before_any_query() {
+        for (given, want) in [
+            ("https://x.test/v1", "https://x.test/v1/chat/completions"),
+            ("https://x.test/v1/", "https://x.test/v1/chat/completions"),
+            ("https://x.test/v1/chat/completions", "https://x.test/v1/chat/completions"),
+            ("https://x.test/openai/deployments/d?api-version=2024-10-21", "https://x.test/openai/deployments/d/chat/completions?api-version=2024-10-21"),
+            ("https://x.test/openai/deployments/d/chat/completions?api-version=1", "https://x.test/openai/deployments/d/chat/completions?api-version=1"),
+        ] {
+            assert_eq!(with_path(given, "/chat/completions"), want);
+        }
     }
 }

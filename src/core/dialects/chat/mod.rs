@@ -1,0 +1,12 @@
+//! OpenAI Chat Completions (`POST /v1/chat/completions`): requests decoded
+//! into the internal request (`decode.rs`), answers and event streams encoded
+//! as `chat.completion` objects and `chat.completion.chunk` events (`encode.rs`).
+
+mod decode;
+mod encode;
+
+pub use decode::{decode, decode_part, decode_tool_choice};
+pub use encode::{reply, ChatStream};
+
+#[cfg(test)]
+mod tests;

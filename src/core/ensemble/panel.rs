@@ -1,0 +1,273 @@
+//! The panel phase: every panel model answers the conversation (at most
+//! `MAX_IN_FLIGHT` calls open), each call retried on transient faults; the
+//! phase ends when all have answered, the quorum is reached or the panel
+//! deadline passes. With layers (Mixture-of-Agents), the panel answers again
+//! with the previous layer's answers as references. On a stream, keep-alives
+//! and progress events go out while it works.
+
+use std::cell::Cell;
+use std::pin::Pin;
+
+use futures::future::{select, Either};
+use futures::stream::{self, Stream, StreamExt};
+
+use super::report::{MemberReport, MemberStatus, PanelEnd, PanelEntry, Progress};
+use super::retry::with_retries;
+use super::{prompt, ClientGone, Out, Runtime, MAX_IN_FLIGHT};
+use crate::core::config::Lineup;
+use crate::core::error::{Failure, FailureKind, N1Error};
+use crate::core::events::Completion;
+use crate::core::providers::Call;
+use crate::core::request::{panel_messages, Conversation, Request};
+use crate::core::usage::Usage;
+
+/// One panel member's call, as it finished.
+struct Member {
+    index: usize,
+    latency_ms: f64,
+    attempts: u32,
+    outcome: Result<Completion, Failure>,
+}
+
+/// Why the panel phase stopped short of a synthesis.
+pub enum Stop {
+    Gone,
+    Failed(N1Error),
+}
+
+/// The panel's results (of the last layer) in panel order.
+pub struct Panel {
+    pub reports: Vec<MemberReport>,
+    /// The successful answers, in panel order.
+    pub answers: Vec<String>,
+    /// Over every layer.
+    pub usage: Usage,
+    pub end: PanelEnd,
+    /// Reports of the layers before the last (Mixture-of-Agents).
+    pub earlier: Vec<Vec<MemberReport>>,
+    failures: Vec<Failure>,
+}
+
+impl Panel {
+    /// The first successful answer and its model (`best_panel_answer`).
+    pub fn best_answer(&self) -> Option<(&str, &str)> {
+        let answer = self.answers.first()?;
+        let model = self.reports.iter().find(|r| r.status == MemberStatus::Ok).map_or("", |r| r.model.as_str());
+        Some((model, answer))
+    }
+}
+
+/// Every layer of the panel. Layer 1 answers the conversation; in layer k > 1
+/// each model answers again with layer k-1's answers as references. Panel
+/// policies (deadline, quorum, min_panel) apply per layer; the request deadline
+/// bounds them all.
+pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, deadline: f64, mut out: Option<&mut Out<'_>>) -> Result<Panel, Stop> {
+    let ens = lineup.ens;
+    let base = panel_messages(&req.messages);
+    let mut earlier = Vec::new();
+    let mut usage = Usage::default();
+    let mut previous: Vec<String> = Vec::new();
+    for layer in 1..=ens.layers {
+        let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
+        let system = (layer > 1).then(|| prompt::layer_system_message(&refs, ens.policy.max_answer_chars));
+        let conversation = Conversation { system: system.as_deref(), messages: &base };
+        let layer_tag = (ens.layers > 1).then_some(layer);
+        if let Some(out) = out.as_deref_mut() {
+            let panel = lineup.panel.iter().enumerate().map(|(index, m)| PanelEntry { index, model: &m.model }).collect();
+            out.progress(&Progress::PanelStart { panel, summary: &lineup.summary[0].model, layer: layer_tag });
+        }
+        let (members, end) = run_layer(rt, lineup, req, conversation, layer_tag, deadline, out.as_deref_mut()).await.map_err(|_| Stop::Gone)?;
+        let mut result = collect(lineup, members, end);
+        if let Some(out) = out.as_deref_mut() {
+            out.progress(&Progress::PanelDone { panel_ok: result.answers.len(), panel_total: lineup.panel.len(), end, layer: layer_tag });
+            out.flush().await.map_err(|_| Stop::Gone)?;
+        }
+        if rt.now_ms() >= deadline {
+            return Err(Stop::Failed(N1Error::RequestTimeout(ens.policy.request_timeout_ms)));
+        }
+        let needed = ens.policy.min_panel;
+        if !lineup.panel.is_empty() && result.answers.len() < needed {
+            let failures = std::mem::take(&mut result.failures);
+            return Err(Stop::Failed(N1Error::PanelFailed { failures, answered: result.answers.len(), needed }));
+        }
+        usage.add(&result.usage);
+        if layer == ens.layers {
+            result.usage = usage;
+            result.earlier = earlier;
+            return Ok(result);
+        }
+        previous = std::mem::take(&mut result.answers);
+        earlier.push(result.reports);
+    }
+    unreachable!("an ensemble has at least one layer")
+}
+
+fn collect(lineup: &Lineup, members: Vec<Member>, end: PanelEnd) -> Panel {
+    let mut p = Panel { reports: vec![], answers: vec![], usage: Usage::default(), end, earlier: vec![], failures: vec![] };
+    for m in members {
+        p.reports.push(report(lineup, &m));
+        match m.outcome {
+            Ok(c) => {
+                if let Some(u) = &c.usage {
+                    p.usage.add(u);
+                }
+                p.answers.push(c.text);
+            }
+            Err(f) => p.failures.push(f),
+        }
+    }
+    p
+}
+
+fn report(lineup: &Lineup, m: &Member) -> MemberReport {
+    let latency_ms = m.latency_ms.max(0.0).round() as u64;
+    let model = lineup.panel[m.index].model.clone();
+    match &m.outcome {
+        Ok(c) => MemberReport {
+            model,
+            status: MemberStatus::Ok,
+            latency_ms,
+            attempts: m.attempts,
+            usage: c.usage,
+            error: None,
+            truncated: prompt::cut_point(&c.text, lineup.ens.policy.max_answer_chars).is_some(),
+        },
+        Err(f) => MemberReport {
+            model,
+            status: f.kind.into(),
+            latency_ms,
+            attempts: m.attempts,
+            usage: None,
+            error: Some(f.clone()),
+            truncated: false,
+        },
+    }
+}
+
+/// The layer's calls as a stream that yields each member when it finishes.
+/// `tries[i]` counts member i's attempts as they are made (0 while queued).
+fn calls<'a, R: Runtime>(
+    rt: &'a R,
+    lineup: &'a Lineup<'a>,
+    req: &'a Request,
+    conversation: Conversation<'a>,
+    deadline: f64,
+    tries: &'a [Cell<u32>],
+) -> Pin<Box<dyn Stream<Item = Member> + 'a>> {
+    let calls = lineup.panel.iter().enumerate().map(move |(index, model)| async move {
+        let call = Call { model, conversation, params: &req.params, stream: false, with_tools: false };
+        let body = model.provider.body(&call);
+        // Timed from when the call starts, not from when it was queued.
+        let t0 = rt.now_ms();
+        let body = &body;
+        let outcome = with_retries(rt, model, deadline, &tries[index], |t| async move {
+            let text = rt.complete(model, body, t).await?;
+            model.provider.parse_reply(&text).map_err(|r| Failure::new(&model.model, Some(200), FailureKind::Error, r))
+        })
+        .await;
+        Member { index, latency_ms: rt.now_ms() - t0, attempts: tries[index].get(), outcome }
+    });
+    Box::pin(stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT))
+}
+
+/// One layer: every member until all answered, the quorum is reached, the
+/// panel deadline passes or the client leaves.
+async fn run_layer<R: Runtime>(
+    rt: &R,
+    lineup: &Lineup<'_>,
+    req: &Request,
+    conversation: Conversation<'_>,
+    layer: Option<usize>,
+    deadline: f64,
+    mut out: Option<&mut Out<'_>>,
+) -> Result<(Vec<Member>, PanelEnd), ClientGone> {
+    let policy = &lineup.ens.policy;
+    let start = rt.now_ms();
+    let panel_deadline = policy.panel_timeout_ms.map_or(deadline, |t| deadline.min(start + t as f64));
+    let n = lineup.panel.len();
+    let tries: Vec<Cell<u32>> = vec![Cell::new(0); n];
+    let mut pending = calls(rt, lineup, req, conversation, panel_deadline, &tries);
+    let mut gone = match out.as_deref() {
+        Some(o) => o.sink.gone(),
+        None => Box::pin(futures::future::pending()),
+    };
+    let mut members = Vec::with_capacity(n);
+    let mut ok = 0;
+    // One timer at a time, re-armed only when it fires (the next keep-alive or
+    // the panel deadline), not on every member's answer: timers cost a JS
+    // round trip each.
+    let tick_ms = out.as_ref().map(|_| policy.keep_alive_ms);
+    let wake = move |now: f64| tick_ms.map_or(panel_deadline - now, |t| (t as f64).min(panel_deadline - now)).max(0.0) as u64;
+    let mut timer = Box::pin(rt.sleep(wake(start)));
+    let end = loop {
+        if policy.quorum.is_some_and(|q| ok >= q) && members.len() < n {
+            break PanelEnd::Quorum;
+        }
+        if panel_deadline - rt.now_ms() < 1.0 {
+            break PanelEnd::Timeout;
+        }
+        match select(select(pending.next(), &mut timer), &mut gone).await {
+            Either::Left((Either::Left((Some(m), _)), _)) => {
+                ok += m.outcome.is_ok() as usize;
+                if let Some(out) = out.as_deref_mut() {
+                    member_progress(out, lineup, layer, &m);
+                    out.flush().await?;
+                }
+                members.push(m);
+            }
+            Either::Left((Either::Left((None, _)), _)) => break PanelEnd::All,
+            Either::Left((Either::Right(_), _)) => {
+                let now = rt.now_ms();
+                if let Some(out) = out.as_deref_mut().filter(|_| now < panel_deadline) {
+                    out.keep_alive();
+                    out.flush().await?;
+                }
+                timer = Box::pin(rt.sleep(wake(now)));
+            }
+            Either::Right(_) => return Err(ClientGone),
+        }
+    };
+    drop(pending);
+    if end != PanelEnd::All {
+        rt.abort_in_flight();
+        let now = rt.now_ms();
+        for (index, m) in lineup.panel.iter().enumerate() {
+            if members.iter().any(|x| x.index == index) {
+                continue;
+            }
+            let f = match end {
+                PanelEnd::Timeout => Failure::timeout(&m.model, "no answer before the panel deadline"),
+                _ => Failure::new(&m.model, None, FailureKind::Cancelled, "not needed: the quorum was reached"),
+            };
+            // A member still queued (beyond MAX_IN_FLIGHT) made no attempt.
+            let member = Member { index, latency_ms: now - start, attempts: tries[index].get(), outcome: Err(f) };
+            if let Some(out) = out.as_deref_mut() {
+                member_progress(out, lineup, layer, &member);
+            }
+            members.push(member);
+        }
+        if let Some(out) = out.as_deref_mut() {
+            out.flush().await?;
+        }
+    }
+    members.sort_by_key(|m| m.index);
+    Ok((members, end))
+}
+
+fn member_progress(out: &mut Out, lineup: &Lineup, layer: Option<usize>, m: &Member) {
+    if !out.progress {
+        return;
+    }
+    let r = report(lineup, m);
+    out.progress(&Progress::PanelMember {
+        index: m.index,
+        model: &r.model,
+        status: r.status,
+        latency_ms: r.latency_ms,
+        attempts: r.attempts,
+        usage: r.usage,
+        error: r.error.as_ref(),
+        layer,
+        content: m.outcome.as_ref().ok().map(|c| c.text.as_str()),
+    });
+}

@@ -1,0 +1,245 @@
+//! The summary phase, one for both output modes: the summary model synthesizes
+//! the panel's answers (fenced in a system message, `prompt.rs`) and answers the
+//! conversation; a model that fails before its first token is replaced by the
+//! next in the list; when all fail, the best panel answer stands in if the
+//! ensemble says so. Non-streaming it returns the answer; streaming it relays
+//! the summary's events through the dialect's encoder (`relay`).
+
+use std::cell::Cell;
+
+use futures::future::{select, Either};
+use futures::stream::StreamExt;
+
+use super::panel::Panel;
+use super::report::{N1Meta, Progress, SummaryReport, SummaryStatus};
+use super::retry::{with_retries, DEFAULT_TIMEOUT_MS};
+use super::{prompt, Answer, ClientGone, Gone, Out, Runtime};
+use crate::core::config::{Lineup, ModelSpec, OnSummaryFailure};
+use crate::core::error::{Failure, FailureKind, N1Error};
+use crate::core::events::{Completion, Event, StreamError};
+use crate::core::providers::Call;
+use crate::core::request::{last_turn, Conversation, Request};
+use crate::core::usage::Usage;
+
+pub enum Done {
+    /// Non-streaming: the answer, for the dialect to encode.
+    Answer(Answer),
+    /// Streaming: the answer went out, ended properly.
+    Streamed,
+}
+
+pub enum Stop {
+    Gone,
+    Failed(N1Error),
+}
+
+impl From<ClientGone> for Stop {
+    fn from(_: ClientGone) -> Self {
+        Stop::Gone
+    }
+}
+
+pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: &Panel, deadline: f64, mut out: Option<&mut Out<'_>>) -> Result<Done, Stop> {
+    let ens = lineup.ens;
+    let trimmed = (!ens.keep_history).then(|| last_turn(&req.messages));
+    let messages = trimmed.as_deref().unwrap_or(&req.messages);
+    // With no panel (direct mode) the conversation goes as it is.
+    let system = (!lineup.panel.is_empty()).then(|| {
+        let answers: Vec<&str> = panel.answers.iter().map(String::as_str).collect();
+        prompt::synthesis_system_message(ens.synthesis_prompt.as_deref(), &answers, ens.policy.max_answer_chars)
+    });
+    let conversation = Conversation { system: system.as_deref(), messages };
+    let mut gone: Gone = match out.as_deref() {
+        Some(o) => o.sink.gone(),
+        None => Box::pin(futures::future::pending()),
+    };
+    let mut failed = Vec::new();
+    for model in lineup.summary {
+        let call = Call { model, conversation, params: &req.params, stream: out.is_some(), with_tools: true };
+        let body = model.provider.body(&call);
+        let t0 = rt.now_ms();
+        let Some(out) = out.as_deref_mut() else {
+            let body = &body;
+            let attempt = |t| async move {
+                let text = rt.complete(model, body, t).await?;
+                model.provider.parse_reply(&text).map_err(|r| Failure::new(&model.model, Some(200), FailureKind::Error, r))
+            };
+            match with_retries(rt, model, deadline, &Cell::new(0), attempt).await {
+                Ok(completion) => {
+                    let usage = completion.usage;
+                    let meta = meta(lineup, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
+                    return Ok(Done::Answer(Answer { usage: total(panel, usage), completion, meta, fallback: false }));
+                }
+                Err(f) => {
+                    failed.push(f);
+                    continue;
+                }
+            }
+        };
+        out.progress(&Progress::SummaryStart { model: &model.model });
+        out.flush().await?;
+        match relay(rt, model, &body, deadline, out, &mut gone).await? {
+            Relayed::Done(usage) => {
+                let meta = meta(lineup, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
+                out.finish(&meta, &total(panel, usage));
+                out.flush().await?;
+                return Ok(Done::Streamed);
+            }
+            // Nothing reached the client yet: the next summary model may still answer.
+            Relayed::FailedEarly(f) => failed.push(f),
+            Relayed::Broken(e) => return Err(Stop::Failed(e)),
+            Relayed::Deadline => return Err(Stop::Failed(N1Error::RequestTimeout(ens.policy.request_timeout_ms))),
+        }
+    }
+    if rt.now_ms() >= deadline {
+        return Err(Stop::Failed(N1Error::RequestTimeout(ens.policy.request_timeout_ms)));
+    }
+    let best = panel.best_answer().filter(|_| ens.policy.on_summary_failure == OnSummaryFailure::BestPanelAnswer);
+    let Some((model, answer)) = best else {
+        return Err(Stop::Failed(N1Error::SummaryFailed(failed)));
+    };
+    let completion = Completion::text(answer);
+    let meta = meta(lineup, panel, report(model, SummaryStatus::BestPanelAnswer, 0.0, None, failed));
+    match out {
+        None => Ok(Done::Answer(Answer { completion, usage: panel.usage, meta, fallback: true })),
+        Some(out) => {
+            for ev in completion.events() {
+                out.event(&ev);
+            }
+            out.finish(&meta, &panel.usage);
+            out.flush().await?;
+            Ok(Done::Streamed)
+        }
+    }
+}
+
+fn total(panel: &Panel, summary: Option<Usage>) -> Usage {
+    let mut u = panel.usage;
+    if let Some(s) = &summary {
+        u.add(s);
+    }
+    u
+}
+
+fn report(model: &str, status: SummaryStatus, latency_ms: f64, usage: Option<Usage>, failed: Vec<Failure>) -> SummaryReport {
+    SummaryReport { model: model.to_owned(), status, latency_ms: latency_ms.max(0.0).round() as u64, usage, failed }
+}
+
+fn meta(lineup: &Lineup, panel: &Panel, summary: SummaryReport) -> N1Meta {
+    let ens = lineup.ens;
+    let panel_ok = panel.answers.len();
+    N1Meta {
+        ensemble: ens.name.clone(),
+        panel: panel.reports.clone(),
+        panel_ok,
+        panel_total: lineup.panel.len(),
+        panel_end: panel.end,
+        degraded: panel_ok < lineup.panel.len() || summary.status != SummaryStatus::Ok,
+        layers: (!panel.earlier.is_empty()).then(|| {
+            let mut all = panel.earlier.clone();
+            all.push(panel.reports.clone());
+            all
+        }),
+        summary,
+    }
+}
+
+enum Relayed {
+    /// The stream ended well; the summary model's usage.
+    Done(Option<Usage>),
+    /// It failed before any of its answer reached the client.
+    FailedEarly(Failure),
+    /// It failed after part of its answer went out.
+    Broken(N1Error),
+    /// The request's deadline passed.
+    Deadline,
+}
+
+enum Fault {
+    Stream(StreamError),
+    Network(String),
+    Idle(u64),
+    Deadline,
+}
+
+/// Open the summary model's stream and relay it, read by read: each read is
+/// decoded into events, encoded by the dialect and sent. Bounded by the
+/// model's `timeout_ms` between reads and by the request's deadline.
+async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, out: &mut Out<'_>, gone: &mut Gone) -> Result<Relayed, ClientGone> {
+    let tries = Cell::new(0);
+    let opening = with_retries(rt, model, deadline, &tries, |t| rt.open_stream(model, body, t));
+    let mut upstream = match select(Box::pin(opening), &mut *gone).await {
+        Either::Left((Ok(b), _)) => b,
+        Either::Left((Err(f), _)) => return Ok(Relayed::FailedEarly(f)),
+        Either::Right(_) => return Err(ClientGone),
+    };
+    let mut decoder = model.provider.decoder();
+    let mut usage = None;
+    let mut sent = false;
+    let idle_ms = model.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    // The idle timer is re-armed when it fires, for what is left of the idle
+    // window since the last read, instead of once per read.
+    let mut last_read = rt.now_ms();
+    let mut timer = Box::pin(rt.sleep(idle_ms.min((deadline - last_read).max(0.0) as u64)));
+    let result = loop {
+        if deadline - rt.now_ms() < 1.0 {
+            break Err(Fault::Deadline);
+        }
+        let read = match select(select(upstream.next(), &mut timer), &mut *gone).await {
+            Either::Left((Either::Left((read, _)), _)) => read,
+            Either::Left((Either::Right(_), _)) => {
+                let now = rt.now_ms();
+                let idle_until = last_read + idle_ms as f64;
+                if now >= deadline {
+                    break Err(Fault::Deadline);
+                }
+                if now >= idle_until {
+                    break Err(Fault::Idle(idle_ms));
+                }
+                timer = Box::pin(rt.sleep((idle_until.min(deadline) - now).ceil() as u64));
+                continue;
+            }
+            Either::Right(_) => return Err(ClientGone),
+        };
+        let mut emit = |ev: Event<'_>| match ev {
+            Event::Usage(u) => usage = Some(u),
+            ev => {
+                sent |= ev.is_content();
+                out.event(&ev);
+            }
+        };
+        let r = match read {
+            Some(Ok(bytes)) => {
+                last_read = rt.now_ms();
+                decoder.push(&bytes, &mut emit).map_err(Fault::Stream)
+            }
+            Some(Err(e)) => Err(Fault::Network(e)),
+            None => match decoder.end(&mut emit) {
+                Ok(()) => break Ok(()),
+                Err(e) => Err(Fault::Stream(e)),
+            },
+        };
+        out.flush().await?;
+        if let Err(fault) = r {
+            break Err(fault);
+        }
+    };
+    out.flush().await?;
+    let fault = match result {
+        Ok(()) => return Ok(Relayed::Done(usage)),
+        Err(f) => f,
+    };
+    rt.abort_in_flight();
+    let secrets = rt.secrets();
+    let message = match &fault {
+        Fault::Stream(e @ StreamError::Upstream(body)) => e.message(Some(&secrets.summarize_error(body))),
+        Fault::Stream(e) => e.message(None),
+        Fault::Network(e) => secrets.scrub(&format!("The summary model's stream broke: {e}")),
+        Fault::Idle(ms) => format!("The summary model sent nothing for {ms} ms."),
+        Fault::Deadline => return Ok(Relayed::Deadline),
+    };
+    if !sent {
+        return Ok(Relayed::FailedEarly(Failure::new(&model.model, Some(200), FailureKind::Error, secrets.scrub(&message))));
+    }
+    Ok(Relayed::Broken(N1Error::Stream { message, code: "stream_error" }))
+}

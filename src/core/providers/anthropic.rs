@@ -1,0 +1,362 @@
+//! Anthropic's Messages API as a provider: the internal request as a Messages
+//! body, and its replies and stream events decoded into the internal types.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Call;
+use crate::core::events::{Completion, Emit, Event, Finish, ReasoningField, StreamError};
+use crate::core::request::{Content, Message, Part, Role, Tool, ToolCall, ToolChoice};
+use crate::core::usage::Usage;
+
+pub const ENDPOINT: &str = "https://api.anthropic.com/v1/messages";
+pub const VERSION: &str = "2023-06-01";
+/// Anthropic requires `max_tokens`; used when neither client nor config set one.
+const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    max_tokens: u64,
+    messages: Vec<AMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ATool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<AToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct AMessage<'a> {
+    role: &'static str,
+    content: AContent<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AContent<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Block<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'a> {
+    Text { text: Cow<'a, str> },
+    Image { source: Source<'a> },
+    ToolUse { id: &'a str, name: &'a str, input: Value },
+    ToolResult { tool_use_id: &'a str, content: Cow<'a, str> },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Source<'a> {
+    Base64 { media_type: &'a str, data: Cow<'a, str> },
+    Url { url: &'a str },
+}
+
+#[derive(Serialize)]
+struct ATool<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: Cow<'a, Value>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum AToolChoice<'a> {
+    Auto,
+    Any,
+    None,
+    Tool { name: &'a str },
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    user_id: &'a str,
+}
+
+pub fn body(call: &Call) -> String {
+    let p = call.params;
+    let mut system: Vec<Cow<str>> = call.conversation.system.map(Cow::Borrowed).into_iter().collect();
+    let mut messages = Vec::with_capacity(call.conversation.messages.len());
+    for m in call.conversation.messages {
+        match m.role {
+            Role::System | Role::Developer => system.push(m.text()),
+            Role::Assistant => messages.push(AMessage { role: "assistant", content: AContent::Blocks(assistant_blocks(m)) }),
+            Role::Tool | Role::Function => messages.push(AMessage {
+                role: "user",
+                content: AContent::Blocks(vec![Block::ToolResult { tool_use_id: m.tool_call_id.as_deref().unwrap_or(""), content: m.text() }]),
+            }),
+            Role::User => messages.push(AMessage { role: "user", content: user_content(m) }),
+        }
+    }
+    let tools = if call.with_tools { p.tools.iter().filter_map(tool).collect() } else { Vec::new() };
+    let tool_choice = p.tool_choice.as_ref().filter(|_| call.with_tools).and_then(|c| match c {
+        ToolChoice::Auto => Some(AToolChoice::Auto),
+        ToolChoice::Required => Some(AToolChoice::Any),
+        ToolChoice::None => Some(AToolChoice::None),
+        ToolChoice::Function(name) => Some(AToolChoice::Tool { name }),
+        ToolChoice::Other(_) => None,
+    });
+    let body = Body {
+        model: &call.model.model,
+        max_tokens: call.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS),
+        messages,
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        // Anthropic's range is 0..1.
+        temperature: call.temperature().map(|t| t.min(1.0)),
+        top_p: p.top_p,
+        stop_sequences: &p.stop,
+        tools,
+        tool_choice,
+        metadata: p.user.as_deref().map(|user_id| Metadata { user_id }),
+        stream: call.stream,
+    };
+    let extra = &call.model.extra_body;
+    if extra.is_empty() {
+        return serde_json::to_string(&body).unwrap_or_default();
+    }
+    // The model's extra_body wins (e.g. `thinking`, `top_k`, a larger `max_tokens`).
+    let mut v = serde_json::to_value(&body).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    v.to_string()
+}
+
+fn assistant_blocks(m: &Message) -> Vec<Block<'_>> {
+    let mut blocks = Vec::new();
+    let text = m.text();
+    if !text.is_empty() {
+        blocks.push(Block::Text { text });
+    }
+    for c in &m.tool_calls {
+        let input = serde_json::from_str(&c.function.arguments).unwrap_or_else(|_| Value::Object(Default::default()));
+        blocks.push(Block::ToolUse { id: &c.id, name: &c.function.name, input });
+    }
+    blocks
+}
+
+fn user_content(m: &Message) -> AContent<'_> {
+    let Content::Parts(parts) = &m.content else { return AContent::Text(m.text()) };
+    AContent::Blocks(
+        parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text(t) => Some(Block::Text { text: Cow::Borrowed(t) }),
+                Part::Image { url, .. } => Some(Block::Image { source: image_source(url) }),
+                Part::Other(_) => None,
+            })
+            .collect(),
+    )
+}
+
+/// `data:<media>[;params][;base64],<data>` → a base64 source (Anthropic takes
+/// base64 only, so percent-encoded data URLs are decoded and re-encoded);
+/// anything else by URL.
+fn image_source(url: &str) -> Source<'_> {
+    match url.strip_prefix("data:").and_then(|rest| rest.split_once(',')) {
+        Some((meta, data)) => {
+            let base64 = meta.rsplit(';').next().is_some_and(|p| p.eq_ignore_ascii_case("base64"));
+            let media_type = meta.split(';').next().filter(|m| !m.is_empty()).unwrap_or("text/plain");
+            let data = if base64 { Cow::Borrowed(data) } else { Cow::Owned(base64_encode(&crate::core::url::percent_decode(data))) };
+            Source::Base64 { media_type, data }
+        }
+        None => Source::Url { url },
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+fn tool(t: &Tool) -> Option<ATool<'_>> {
+    match t {
+        Tool::Function { name, description, parameters, .. } => Some(ATool {
+            name,
+            description: description.as_deref().unwrap_or(""),
+            input_schema: parameters.as_ref().map_or_else(|| Cow::Owned(serde_json::json!({"type": "object"})), Cow::Borrowed),
+        }),
+        Tool::Other(_) => None,
+    }
+}
+
+fn finish(stop: Option<&str>) -> Finish {
+    match stop {
+        Some("max_tokens") => Finish::Length,
+        Some("tool_use") => Finish::ToolCalls,
+        Some("refusal") => Finish::ContentFilter,
+        _ => Finish::Stop,
+    }
+}
+
+#[derive(Deserialize)]
+struct AUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+}
+
+impl AUsage {
+    fn usage(&self, input: u64) -> Usage {
+        let (i, o) = (self.input_tokens.unwrap_or(input), self.output_tokens.unwrap_or(0));
+        Usage { prompt_tokens: i, completion_tokens: o, total_tokens: i + o }
+    }
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    content: Vec<ReplyBlock>,
+    stop_reason: Option<String>,
+    usage: Option<AUsage>,
+}
+
+#[derive(Deserialize)]
+struct ReplyBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+    thinking: Option<String>,
+    id: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
+}
+
+/// A Messages reply.
+pub fn parse_reply(body: &str) -> Result<Completion, String> {
+    let r: Reply = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
+    let mut c = Completion { finish: finish(r.stop_reason.as_deref()), usage: r.usage.map(|u| u.usage(0)), ..Completion::default() };
+    for b in r.content {
+        match b.kind.as_str() {
+            "text" => c.text.push_str(b.text.as_deref().unwrap_or("")),
+            "thinking" => c.reasoning.get_or_insert((ReasoningField::ReasoningContent, String::new())).1.push_str(b.thinking.as_deref().unwrap_or("")),
+            "tool_use" => c.tool_calls.push(ToolCall::function(
+                b.id.unwrap_or_default(),
+                b.name.unwrap_or_default(),
+                b.input.map_or_else(|| "{}".to_owned(), |i| i.to_string()),
+            )),
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+#[derive(Deserialize)]
+struct AEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    index: Option<u64>,
+    message: Option<StartMessage>,
+    #[serde(borrow)]
+    content_block: Option<StartBlock<'a>>,
+    #[serde(borrow)]
+    delta: Option<ADelta<'a>>,
+    usage: Option<AUsage>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StartMessage {
+    usage: Option<AUsage>,
+}
+
+#[derive(Deserialize)]
+struct StartBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ADelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    stop_reason: Option<String>,
+}
+
+/// Anthropic's stream: complete once `message_delta` (with the stop reason) or
+/// `message_stop` came.
+#[derive(Default)]
+pub struct StreamState {
+    input_tokens: u64,
+    /// Anthropic content block index → tool call index.
+    tools: Vec<(u64, u32)>,
+    finished: bool,
+}
+
+impl StreamState {
+    pub fn complete(&self) -> bool {
+        self.finished
+    }
+
+    pub fn event(&mut self, data: &str, emit: Emit) -> Result<(), StreamError> {
+        let ev: AEvent = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        match ev.kind.as_ref() {
+            "message_start" => {
+                self.input_tokens = ev.message.and_then(|m| m.usage).and_then(|u| u.input_tokens).unwrap_or(0);
+            }
+            "content_block_start" => {
+                if let Some(b) = ev.content_block.filter(|b| b.kind == "tool_use") {
+                    let index = self.tools.len() as u32;
+                    self.tools.push((ev.index.unwrap_or(0), index));
+                    emit(Event::ToolCall { index, id: b.id, name: b.name, arguments: Cow::Borrowed("") });
+                }
+            }
+            "content_block_delta" => {
+                let Some(d) = ev.delta else { return Ok(()) };
+                match d.kind.as_deref() {
+                    Some("text_delta") => emit(Event::Text(d.text.unwrap_or_default())),
+                    Some("thinking_delta") => emit(Event::Reasoning(ReasoningField::ReasoningContent, d.thinking.unwrap_or_default())),
+                    Some("input_json_delta") => {
+                        let block = ev.index.unwrap_or(0);
+                        if let Some((_, index)) = self.tools.iter().find(|(b, _)| *b == block) {
+                            emit(Event::ToolCall { index: *index, id: None, name: None, arguments: d.partial_json.unwrap_or_default() });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                self.finished = true;
+                emit(Event::Finish(finish(ev.delta.and_then(|d| d.stop_reason).as_deref())));
+                if let Some(u) = ev.usage {
+                    emit(Event::Usage(u.usage(self.input_tokens)));
+                }
+            }
+            "message_stop" => self.finished = true,
+            "error" => return Err(StreamError::Upstream(serde_json::json!({ "error": ev.error }).to_string())),
+            _ => {} // ping, content_block_stop
+        }
+        Ok(())
+    }
+}

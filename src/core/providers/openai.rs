@@ -1,0 +1,330 @@
+//! OpenAI-compatible chat completions (OpenAI, Groq, Together, vLLM, Azure, …):
+//! the request body, borrowed from the request (nothing is copied); the reply;
+//! and the one stream parser every OpenAI-shaped stream goes through (Workers
+//! AI's newer models reuse it).
+
+use std::borrow::Cow;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Call;
+use crate::core::events::{Completion, Emit, Event, Finish, ReasoningField, StreamError};
+use crate::core::request::{Tool, ToolCall, ToolChoice};
+use crate::core::usage::Usage;
+
+/// Fields N-1 sets itself, or that must not reach an upstream, whoever sent them.
+const OWNED: &[&str] = &["model", "messages", "stream", "stream_options", "n", "n1"];
+
+pub fn body(call: &Call) -> String {
+    serde_json::to_string(&Body(call)).expect("serializing a request cannot fail")
+}
+
+/// The chat completions body: our fields, then the client's parameters (with
+/// the model's configured temperature and max_tokens where the client set
+/// none), then fields the client sent that N-1 does not know, and last the
+/// model's `extra_body`, which wins over everything but what N-1 owns.
+struct Body<'a, 'c>(&'a Call<'c>);
+
+impl Serialize for Body<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Call { model, conversation, params: p, stream, with_tools } = *self.0;
+        let extra = &model.extra_body;
+        let ours = |k: &str| !extra.contains_key(k);
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("model", &model.model)?;
+        map.serialize_entry("messages", &conversation)?;
+        map.serialize_entry("stream", &stream)?;
+        if stream {
+            // Always ask for usage: the reply's usage is the sum over every call.
+            map.serialize_entry("stream_options", &IncludeUsage { include_usage: true })?;
+        }
+        if let Some(t) = self.0.temperature().filter(|_| ours("temperature")) {
+            map.serialize_entry("temperature", &t)?;
+        }
+        match (p.max_tokens, p.max_completion_tokens) {
+            (None, None) => {
+                if let Some(n) = model.max_tokens.filter(|_| ours("max_tokens")) {
+                    map.serialize_entry("max_tokens", &n)?;
+                }
+            }
+            (a, b) => {
+                entry(&mut map, "max_tokens", &a, ours("max_tokens"))?;
+                entry(&mut map, "max_completion_tokens", &b, ours("max_completion_tokens"))?;
+            }
+        }
+        entry(&mut map, "top_p", &p.top_p, ours("top_p"))?;
+        match p.stop.as_slice() {
+            [] => {}
+            stop if ours("stop") => map.serialize_entry("stop", stop)?,
+            _ => {}
+        }
+        entry(&mut map, "seed", &p.seed, ours("seed"))?;
+        entry(&mut map, "response_format", &p.response_format, ours("response_format"))?;
+        entry(&mut map, "reasoning_effort", &p.reasoning_effort, ours("reasoning_effort"))?;
+        entry(&mut map, "user", &p.user, ours("user"))?;
+        if with_tools {
+            if !p.tools.is_empty() && ours("tools") {
+                map.serialize_entry("tools", &Tools(&p.tools))?;
+            }
+            if let Some(c) = p.tool_choice.as_ref().filter(|_| ours("tool_choice")) {
+                map.serialize_entry("tool_choice", &Choice(c))?;
+            }
+            entry(&mut map, "parallel_tool_calls", &p.parallel_tool_calls, ours("parallel_tool_calls"))?;
+        }
+        for (k, v) in &p.extra {
+            let summary_only = matches!(k.as_str(), "functions" | "function_call");
+            if ours(k) && !OWNED.contains(&k.as_str()) && (with_tools || !summary_only) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in extra {
+            if !OWNED.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+fn entry<M: SerializeMap, T: Serialize>(map: &mut M, k: &str, v: &Option<T>, ours: bool) -> Result<(), M::Error> {
+    match v {
+        Some(v) if ours => map.serialize_entry(k, v),
+        _ => Ok(()),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct IncludeUsage {
+    include_usage: bool,
+}
+
+/// `tools` in OpenAI's form.
+pub struct Tools<'a>(pub &'a [Tool]);
+
+#[derive(serde::Serialize)]
+struct FunctionTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionDef<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct FunctionDef<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+impl Serialize for Tools<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|t| match t {
+            Tool::Function { name, description, parameters, strict } => serde_json::to_value(FunctionTool {
+                kind: "function",
+                function: FunctionDef { name, description: description.as_deref(), parameters: parameters.as_ref(), strict: *strict },
+            })
+            .unwrap_or(Value::Null),
+            Tool::Other(v) => v.clone(),
+        }))
+    }
+}
+
+/// `tool_choice` in OpenAI's form.
+pub struct Choice<'a>(pub &'a ToolChoice);
+
+impl Serialize for Choice<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            ToolChoice::Auto => s.serialize_str("auto"),
+            ToolChoice::None => s.serialize_str("none"),
+            ToolChoice::Required => s.serialize_str("required"),
+            ToolChoice::Function(name) => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("type", "function")?;
+                map.serialize_entry("function", &Name { name })?;
+                map.end()
+            }
+            ToolChoice::Other(v) => v.serialize(s),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Name<'a> {
+    name: &'a str,
+}
+
+// ---- replies
+
+#[derive(Deserialize)]
+struct Reply {
+    #[serde(default)]
+    choices: Vec<ReplyChoice>,
+    usage: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ReplyChoice {
+    message: Option<ReplyMessage>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReplyMessage {
+    content: Option<Value>,
+    reasoning_content: Option<String>,
+    reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<Value>,
+    refusal: Option<String>,
+}
+
+/// A 2xx chat completion body.
+pub fn parse_reply(body: &str) -> Result<Completion, String> {
+    let reply: Reply = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
+    let usage = reply.usage.as_ref().and_then(Usage::from_json);
+    let choice = reply.choices.into_iter().next().ok_or("the upstream returned no choices")?;
+    let message = choice.message.ok_or("the upstream returned a choice without a message")?;
+    let text = match message.content {
+        Some(Value::String(s)) => s,
+        // Some providers answer in content parts.
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => message.refusal.unwrap_or_default(),
+    };
+    let reasoning = match (message.reasoning_content, message.reasoning) {
+        (Some(r), _) => Some((ReasoningField::ReasoningContent, r)),
+        (None, Some(r)) => Some((ReasoningField::Reasoning, r)),
+        _ => None,
+    };
+    let tool_calls = message.tool_calls.iter().filter_map(tool_call).collect();
+    let finish = choice.finish_reason.as_deref().map_or(Finish::Stop, Finish::from_openai);
+    Ok(Completion { text, reasoning, tool_calls, finish, usage })
+}
+
+fn tool_call(c: &Value) -> Option<ToolCall> {
+    let f = c.get("function")?;
+    let arguments = match f.get("arguments") {
+        Some(Value::String(a)) => a.clone(),
+        Some(v) if !v.is_null() => v.to_string(),
+        _ => "{}".to_owned(),
+    };
+    Some(ToolCall::function(c.get("id").and_then(Value::as_str).unwrap_or(""), f.get("name")?.as_str()?, arguments))
+}
+
+// ---- streams
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChunkChoice<'a>>>,
+    usage: Option<Value>,
+    /// Some providers send `"error": null` on every chunk: only a value is an error.
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+/// An OpenAI chunk stream: complete once it sent `finish_reason` or `[DONE]`.
+#[derive(Default)]
+pub struct StreamState {
+    finished: bool,
+    done: bool,
+}
+
+impl StreamState {
+    pub fn complete(&self) -> bool {
+        self.done || self.finished
+    }
+
+    pub fn event(&mut self, data: &str, emit: Emit) -> Result<(), StreamError> {
+        if self.done {
+            return Ok(()); // nothing after [DONE] counts
+        }
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let chunk: Chunk = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(_) if data.trim_start().starts_with('{') => return Err(StreamError::Malformed("an event that is not JSON")),
+            Err(_) => return Err(StreamError::Malformed("an event that is not a JSON object")),
+        };
+        if let Some(e) = chunk.error.as_ref().filter(|e| !e.is_null()) {
+            return Err(StreamError::Upstream(serde_json::json!({ "error": e }).to_string()));
+        }
+        self.chunk(chunk, emit);
+        Ok(())
+    }
+
+    fn chunk(&mut self, chunk: Chunk<'_>, emit: Emit) {
+        if let Some(u) = chunk.usage.as_ref().and_then(Usage::from_json) {
+            emit(Event::Usage(u));
+        }
+        // One answer: the first choice (N-1 never asks for more).
+        let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) else { return };
+        if let Some(d) = choice.delta {
+            if let Some(r) = d.reasoning_content.filter(|r| !r.is_empty()) {
+                emit(Event::Reasoning(ReasoningField::ReasoningContent, r));
+            }
+            if let Some(r) = d.reasoning.filter(|r| !r.is_empty()) {
+                emit(Event::Reasoning(ReasoningField::Reasoning, r));
+            }
+            if let Some(t) = d.content.or(d.refusal).filter(|t| !t.is_empty()) {
+                emit(Event::Text(t));
+            }
+            for c in d.tool_calls.unwrap_or_default() {
+                let (name, arguments) = c.function.map_or((None, None), |f| (f.name, f.arguments));
+                emit(Event::ToolCall { index: c.index, id: c.id, name, arguments: arguments.unwrap_or_default() });
+            }
+        }
+        if let Some(f) = choice.finish_reason {
+            self.finished = true;
+            emit(Event::Finish(Finish::from_openai(&f)));
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The Workers glue (wasm only): every request enters at `fetch` below and
+//! follows it top to bottom: CORS, the route, who is calling, the handler;
+//! errors become the dialect's error objects in one place, and every reply
+//! carries a request id. The modules: `access` (origins, keys, rate limits),
+//! `env` (configuration and secrets), `serve` (the dialect handler), `fetch`
+//! (the runtime the ensemble calls providers through), `body` (request and
+//! reply bodies), `models`, `http`.
+
+mod access;
+mod body;
+mod env;
+mod fetch;
+mod http;
+mod models;
+mod serve;
+
+use worker::{console_log, event, js_sys, web_sys::Request, Context, Env, Response, Result};
+
+use crate::core::dialects::Dialect;
+use crate::core::error::N1Error;
+
+/// Tell worker/entry.mjs about a panic: the trapped instance cannot settle its
+/// requests, so the wrapper fails them with OpenAI-shaped errors. Installed
+/// when the Wasm module starts (after workers-rs' own hook, which it chains),
+/// so a panic in any request, a fresh instance's first preflight included,
+/// reaches the entry.
+#[event(start)]
+fn start() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let global = js_sys::global();
+        if let Ok(f) = js_sys::Reflect::get(&global, &"__n1_on_panic".into()) {
+            if let Some(f) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Function>(&f) {
+                let _ = f.call0(&global);
+            }
+        }
+        previous(info);
+    }));
+}
+
+/// The raw `web_sys::Request`: workers-rs' wrapper would read `request.cf` (an
+/// object built per access) on every request.
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let started = js_sys::Date::now();
+    let request_id = http::random_id("req_");
+    let method = req.method();
+    let url = req.url();
+    let path = crate::core::url::path_of(&url);
+    let mut who = String::from("-");
+    // Test-only (off unless the operator sets N1_ENABLE_TEST_HOOKS): proves
+    // that a panic, even in the first request of a fresh instance and before
+    // any routing, still ends in a JSON error.
+    if env::flag(&env, "N1_ENABLE_TEST_HOOKS") && access::header(&req, "x-n1-test-panic").as_deref() == Some("now") {
+        panic!("test hook: deliberate panic");
+    }
+    let resp = if method == "OPTIONS" {
+        access::preflight(&req, &env)
+    } else {
+        match access::check_origin(&req, &env) {
+            Err(e) => http::error(&e),
+            Ok(origin) => {
+                let resp = route(req, &method, path, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(&e));
+                if let Some(o) = origin {
+                    access::add_cors(&resp, &o);
+                }
+                resp
+            }
+        }
+    };
+    let _ = resp.headers().set("x-request-id", &request_id);
+    // One line per request (or per failed request, with N1_LOG_REQUESTS=errors):
+    // never headers, bodies or keys, only the key's name. Written on the next
+    // turn of the event loop, after the reply has left: a log write costs the
+    // reply ~0.1 ms when it comes first.
+    if resp.status_code() >= 400 || env::log_all_requests(&env) {
+        let line = format!(
+            "{} {} {} {} {}ms {}",
+            request_id,
+            method,
+            path,
+            resp.status_code(),
+            (js_sys::Date::now() - started) as u64,
+            who
+        );
+        ctx.wait_until(async move {
+            worker::Delay::from(std::time::Duration::ZERO).await;
+            console_log!("{line}");
+        });
+    }
+    Ok(resp)
+}
+
+enum Route<'a> {
+    Serve(Dialect),
+    Models,
+    Model(&'a str),
+}
+
+/// The route of a path and method; `/v1` is optional (some clients are
+/// configured with the bare host as base URL).
+fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N1Error> {
+    let route = path.strip_prefix("/v1").unwrap_or(path);
+    let (found, allowed) = match route {
+        "/chat/completions" => (Route::Serve(Dialect::Chat), "POST"),
+        "/models" => (Route::Models, "GET"),
+        _ => match route.strip_prefix("/models/").filter(|id| !id.is_empty()) {
+            Some(id) => (Route::Model(id), "GET"),
+            None => return Err(N1Error::NotFound(path.to_owned())),
+        },
+    };
+    if method != allowed {
+        return Err(N1Error::MethodNotAllowed { method: method.to_owned(), allowed });
+    }
+    Ok(found)
+}
+
+async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
+    let route = route_of(path, method)?;
+    // Who is calling comes before any config detail or upstream call.
+    let config = {
+        let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(env::config(env));
+        f.await
+    };
+    let who = access::authenticate(&req, env, &config)?;
+    who_label.clone_from(&who.label);
+    let config = config?;
+    access::rate_limit(&req, env, &who).await?;
+    match route {
+        Route::Models => Ok(models::list(&config, &who)),
+        Route::Model(id) => models::retrieve(&config, &who, &String::from_utf8_lossy(&crate::core::url::percent_decode(id))),
+        Route::Serve(dialect) => {
+            let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(serve::handle(dialect, req, env, ctx, config, &who));
+            f.await
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Edge: one handler for every inbound dialect. Reads and decodes the request,
+//! picks the ensemble and its models, then runs the ensemble with the fetch
+//! runtime in either output mode and encodes the answer in the dialect.
+
+use std::rc::Rc;
+
+use worker::{js_sys, web_sys::Request, Context, Env, Response, ResponseBuilder};
+
+use super::access::header;
+use super::body::{self, WriterSink};
+use super::env::{self, Keys};
+use super::fetch::FetchRuntime;
+use super::http;
+use crate::core::auth::Principal;
+use crate::core::config::Config;
+use crate::core::dialects::{Dialect, ReplyIds};
+use crate::core::ensemble::{self, Out};
+use crate::core::error::N1Error;
+
+pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, config: Rc<Config>, who: &Principal) -> Result<Response, N1Error> {
+    let bytes = body::read(&req, env::max_body_bytes(env)).await?;
+    let mut request = dialect.decode(&bytes)?;
+    request.check_limits(&env::limits(env))?;
+    // Progress events may also be asked for with a header, for clients that cannot add body fields.
+    if header(&req, "x-n1-progress").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
+        request.progress = true;
+    }
+    let ens = config.ensemble(request.model.as_deref()).ok_or_else(|| N1Error::ModelNotFound(request.model.clone().unwrap_or_default()))?;
+    who.check(&ens.name)?;
+    // Requests with images go to the ensemble's vision models.
+    let has_images = request.has_images();
+    let lineup = ens.lineup(has_images)?;
+    let keys = Keys::resolve(env, lineup.panel.iter().chain(lineup.summary))?;
+    let secrets = keys.secrets(ens);
+    let ai = js_sys::Reflect::get(env, &"AI".into()).ok().filter(|v| !v.is_undefined());
+    let rt = FetchRuntime::new(keys, secrets, ai);
+    let ids = ReplyIds { id: http::random_id(dialect.id_prefix()), created: (js_sys::Date::now() / 1000.0) as u64, model: ens.name.clone() };
+
+    if !request.stream {
+        let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(ensemble::complete(&rt, &lineup, &request));
+        let answer = f.await?;
+        let resp = http::json(200, dialect.reply(&ids, &answer));
+        let h = resp.headers();
+        let _ = h.set("x-n1-ensemble", &ens.name);
+        let _ = h.set("x-n1-panel", &format!("{}/{}", answer.meta.panel_ok, answer.meta.panel_total));
+        let _ = h.set("x-n1-degraded", if answer.meta.degraded { "true" } else { "false" });
+        if answer.fallback {
+            let _ = h.set("x-n1-fallback", "best_panel_answer");
+        }
+        return Ok(resp);
+    }
+
+    // Headers leave now; the panel and the summary write into the stream,
+    // which outlives this call (hence the config held by an Rc, not borrowed).
+    let (readable, writer) = body::reply_stream().ok_or_else(|| N1Error::Internal("could not create a stream".into()))?;
+    let test_panic = env::flag(env, "N1_ENABLE_TEST_HOOKS") && header(&req, "x-n1-test-panic").as_deref() == Some("stream");
+    let resp = ResponseBuilder::new()
+        .with_status(200)
+        .with_header("content-type", "text/event-stream; charset=utf-8")
+        .and_then(|b| b.with_header("cache-control", "no-cache"))
+        .and_then(|b| b.with_header("x-accel-buffering", "no"))
+        .and_then(|b| b.with_header("x-n1-ensemble", &ens.name))
+        .map_err(|_| N1Error::Internal("could not build headers".into()))?
+        .stream(readable);
+    let name = ens.name.clone();
+    ctx.wait_until(async move {
+        if test_panic {
+            panic!("test hook: deliberate panic mid-stream");
+        }
+        // Found again by name (it is there: `config` is the same Rc).
+        let Some(lineup) = config.ensemble(Some(&name)).and_then(|e| e.lineup(has_images).ok()) else { return };
+        let mut enc = dialect.encoder(&ids, &request);
+        let mut sink = WriterSink { writer };
+        let progress = request.progress || lineup.ens.policy.progress;
+        ensemble::stream(&rt, &lineup, &request, &mut Out::new(enc.as_mut(), &mut sink, progress)).await;
+        let _ = wasm_bindgen_futures::JsFuture::from(sink.writer.close()).await;
+    });
+    Ok(resp)
+}
