@@ -34,13 +34,20 @@ export class CapturingLog extends Log {
  * @param {object} [opts.bindings]       extra vars/secrets
  * @param {object} [opts.kv]             initial CONFIG KV contents
  * @param {boolean} [opts.assets]        also serve the static assets (the chat page), as deployed
+ * @param {string} [opts.aiMockUrl]      bind AI to a mock of the Workers AI binding backed by this mock upstream
+ * @param {string} [opts.aiShape]        "native" ({response}) or "openai" (choices), what the mock AI answers in
  */
 /** Test defaults: plain-http loopback upstreams (the mock) and no access keys. */
 export const TEST_BINDINGS = { N1_ALLOW_INSECURE_UPSTREAMS: "true", N1_ALLOW_ANONYMOUS: "true" };
 
 // A stand-in for the Workers AI binding: `run(model, input)` forwards to the
 // mock upstream as an OpenAI call and answers in Workers AI's shapes
-// ({response, usage} or an SSE stream of {response} events).
+// ({response, usage} or an SSE stream of {response} events), or with
+// `aiShape: "openai"` in the OpenAI shapes the 2026 models use (the upstream's
+// completion and chunks as they are). An upstream error body shaped like Workers
+// AI's ({internalCode, name, description}, e.g. via mock.set(model, {status: 400,
+// errorBody})) makes run() reject as the real binding does: an Error whose
+// message is "<internalCode>: <description>".
 const AI_MOCK = `
 export default function (env) {
   return {
@@ -50,7 +57,16 @@ export default function (env) {
         headers: { "content-type": "application/json", "x-workers-ai": "1" },
         body: JSON.stringify({ model, ...input, ...(input.stream ? { stream_options: { include_usage: true } } : {}) }),
       });
-      if (!r.ok) throw new Error("AI run failed: " + r.status);
+      if (!r.ok) {
+        const e = await r.json().catch(() => ({}));
+        if (e.internalCode) {
+          const err = new Error(e.internalCode + ": " + e.description);
+          err.name = e.name ?? "InferenceUpstreamError";
+          throw err;
+        }
+        throw new Error("AI run failed: " + r.status);
+      }
+      if (env.AI_SHAPE === "openai") return input.stream ? r.body : await r.json();
       if (!input.stream) {
         const j = await r.json();
         return { response: j.choices[0].message.content, usage: j.usage };
@@ -75,7 +91,7 @@ export default function (env) {
   };
 }`;
 
-export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, aiMockUrl, assets = false } = {}) {
+export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, aiMockUrl, aiShape = "native", assets = false } = {}) {
   const log = new CapturingLog();
   const b = { ...TEST_BINDINGS, ...bindings };
   for (const [k, v] of Object.entries(b)) if (v === undefined) delete b[k];
@@ -94,7 +110,7 @@ export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, 
     bindings: b,
     kvNamespaces: ["CONFIG"],
     ...(ratelimits ? { ratelimits } : {}),
-    ...(aiMockUrl ? { wrappedBindings: { AI: { scriptName: "ai-mock", bindings: { MOCK_URL: aiMockUrl } } } } : {}),
+    ...(aiMockUrl ? { wrappedBindings: { AI: { scriptName: "ai-mock", bindings: { MOCK_URL: aiMockUrl, AI_SHAPE: aiShape } } } } : {}),
     ...(assets ? { assets: await assetsOptions() } : {}),
   };
   const workers = [n1];
