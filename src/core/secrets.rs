@@ -35,22 +35,16 @@ impl Secrets {
     /// A short, secret-free reason from an upstream error body: its
     /// `error.message` (or `error`, `message`, `detail`), else the start of the text.
     pub fn summarize_error(&self, body: &str) -> String {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            error: Option<serde_json::Value>,
-            message: Option<String>,
-            detail: Option<serde_json::Value>,
-        }
-        let parsed: Option<Body> = serde_json::from_str(body).ok();
-        let message = parsed.and_then(|b| {
-            let from_error = b.error.and_then(|e| match e {
-                serde_json::Value::String(s) => Some(s),
-                e => e.get("message").and_then(|m| m.as_str()).map(str::to_owned),
-            });
-            from_error.or(b.message).or_else(|| b.detail.and_then(|d| d.as_str().map(str::to_owned)))
+        let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+        let message = parsed.as_ref().and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("error"))
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("detail"))
+                .and_then(serde_json::Value::as_str)
         });
         match message {
-            Some(m) => self.scrub(&m),
+            Some(m) => self.scrub(m),
             None if body.trim_start().starts_with('<') => "the upstream returned an HTML page".into(),
             None => self.scrub(body),
         }

@@ -1,5 +1,4 @@
-//! Checks of a parsed configuration (policies in range, endpoints safe), and
-//! the redaction that keeps config values out of error messages.
+//! Checks of a parsed configuration: policies in range, endpoints safe.
 
 use super::*;
 
@@ -118,44 +117,6 @@ fn is_loopback(host: &str) -> bool {
         && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()) && o.parse::<u16>().is_ok_and(|n| n <= 255))
 }
 
-/// serde messages quote the offending value (`string "…"`, ``unknown variant `…` ``,
-/// ``integer `…` ``); a key pasted into the wrong field must not end up in an
-/// error response, so every quoted value is dropped. Kept: the names serde lists
-/// after `expected` (the schema's own), and an unknown or missing field's name
-/// when it looks like one of ours (lowercase ASCII, digits, `_`), so a typo is
-/// still named.
-pub(super) fn redact(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find(['"', '`']) {
-        let (head, tail) = rest.split_at(i);
-        out.push_str(head);
-        let quote = tail.as_bytes()[0] as char;
-        let Some(end) = tail[1..].find(quote) else {
-            rest = ""; // an unclosed quote: drop the rest
-            break;
-        };
-        let inner = &tail[1..1 + end];
-        rest = &tail[end + 2..];
-        let schema_name = quote == '`' && (out.contains("expected") || (out.ends_with("field ") && looks_like_field_name(inner)));
-        if schema_name {
-            out.push('`');
-            out.push_str(inner);
-            out.push('`');
-        } else {
-            // `invalid type: string "x", …` → `invalid type: a string, …`
-            let kept = out.trim_end().len();
-            out.truncate(kept);
-            if out.ends_with(" string") {
-                out.truncate(out.len() - "string".len());
-                out.push_str("a string");
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// The names a reference could have used (a wrong reference itself is not
 /// quoted: it could be a key pasted in the wrong place).
 pub(super) fn defined<'a>(names: impl Iterator<Item = &'a String>) -> String {
@@ -166,8 +127,3 @@ pub(super) fn defined<'a>(names: impl Iterator<Item = &'a String>) -> String {
         format!("defined: {}", names.join(", "))
     }
 }
-
-fn looks_like_field_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-

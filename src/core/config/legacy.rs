@@ -1,68 +1,55 @@
-//! The original N-1 `config.json`: it becomes one ensemble named `n1`.
+//! The original N-1 `config.json`: it becomes one ensemble named `n1`. Fields
+//! this format had that N-1 does not use are ignored, as the original did.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
+use super::fields::Fields;
 use super::*;
 
-#[derive(Deserialize)]
-struct LegacyConfig {
-    models: Vec<LegacyModel>,
-    summary_model: LegacyModel,
-    #[serde(default)]
-    api_bearer_token: Option<String>,
-    #[serde(default)]
-    stream_status_feedback: Option<bool>,
-}
+const WHERE: &str = "original N-1 configuration";
 
-#[derive(Deserialize)]
-struct LegacyModel {
-    endpoint: String,
-    model_name: String,
-    #[serde(default)]
-    bearer_token: Option<String>,
-    /// Our extension, so an original config can still keep keys out of KV.
-    #[serde(default)]
-    api_key_secret: Option<String>,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default)]
-    max_retries: Option<u32>,
-    /// Seconds, as in the original.
-    #[serde(default)]
-    timeout: Option<f64>,
-    #[serde(default)]
-    summary_prompt: Option<String>,
-}
-
-impl LegacyModel {
-    fn into_spec(self) -> (ModelSpec, Option<String>) {
-        let api_key = match (self.api_key_secret, self.bearer_token) {
-            (Some(s), _) => ApiKey::Secret(s),
-            (None, Some(t)) if !t.is_empty() => ApiKey::Literal(t),
-            _ => ApiKey::None,
-        };
-        let spec = ModelSpec {
-            provider: Provider::Openai,
-            endpoint: Provider::Openai.endpoint(Some(&self.endpoint)).unwrap_or_default(),
-            model: self.model_name,
-            // The original sent 0.7 when a model had no temperature.
-            temperature: Some(self.temperature.unwrap_or(0.7)),
-            api_key,
-            timeout_ms: self.timeout.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as u64),
-            max_retries: self.max_retries,
-            headers: BTreeMap::new(),
-            max_tokens: None,
-            extra_body: Map::new(),
-        };
-        (spec, self.summary_prompt)
-    }
+/// A model of the original format, and its `summary_prompt`.
+fn model(v: Value, at: &str) -> Result<(ModelSpec, Option<String>), String> {
+    let mut f = Fields::of(v, at)?;
+    let endpoint = f.required_string("endpoint")?;
+    let model = f.required_string("model_name")?;
+    // `api_key_secret` is our extension, so an original config can keep keys out of KV.
+    let api_key = match (f.string("api_key_secret")?, f.string("bearer_token")?) {
+        (Some(s), _) => ApiKey::Secret(s),
+        (None, Some(t)) if !t.is_empty() => ApiKey::Literal(t),
+        _ => ApiKey::None,
+    };
+    let spec = ModelSpec {
+        provider: Provider::Openai,
+        endpoint: Provider::Openai.endpoint(Some(&endpoint))?,
+        model,
+        // The original sent 0.7 when a model had no temperature.
+        temperature: Some(f.number("temperature")?.unwrap_or(0.7)),
+        api_key,
+        // Seconds, as in the original.
+        timeout_ms: f.number("timeout")?.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as u64),
+        max_retries: f.uint("max_retries")?.map(|n| n.min(u32::MAX as u64) as u32),
+        headers: BTreeMap::new(),
+        max_tokens: None,
+        extra_body: Map::new(),
+    };
+    Ok((spec, f.string("summary_prompt")?))
 }
 
 pub(super) fn parse(value: Value) -> Result<Config, String> {
-    let legacy: LegacyConfig = from_value(value, "original N-1 configuration")?;
-    let panel = legacy.models.into_iter().map(|m| m.into_spec().0).collect();
-    let (summary, prompt) = legacy.summary_model.into_spec();
+    let mut top = Fields::of(value, WHERE)?;
+    let panel = top
+        .array("models")?
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| model(m, &format!("models[{i}]")).map(|(spec, _)| spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let summary = top.value("summary_model").ok_or_else(|| format!("{WHERE}: `summary_model` is required"))?;
+    let (summary, prompt) = model(summary, "summary_model")?;
+    let progress = top.boolean("stream_status_feedback")?.unwrap_or(false);
+    let client_key = top.string("api_bearer_token")?.filter(|t| !t.is_empty());
     Ok(Config {
         ensembles: vec![Ensemble {
             name: LEGACY_ENSEMBLE.into(),
@@ -72,12 +59,12 @@ pub(super) fn parse(value: Value) -> Result<Config, String> {
             synthesis_prompt: prompt,
             // The original put model status lines into the answer text; we send
             // them as progress events instead, which clients can ignore.
-            policy: Policy { progress: legacy.stream_status_feedback.unwrap_or(false), ..Policy::default() },
+            policy: Policy { progress, ..Policy::default() },
             layers: 1,
             keep_history: true,
             vision: None,
         }],
         default_ensemble: LEGACY_ENSEMBLE.into(),
-        legacy_client_key: legacy.api_bearer_token.filter(|t| !t.is_empty()),
+        legacy_client_key: client_key,
     })
 }

@@ -3,12 +3,13 @@
 //! Parsed once per isolate by the edge (and re-read when its text changes).
 
 mod check;
+mod fields;
 mod legacy;
 mod native;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::core::error::N1Error;
@@ -151,8 +152,7 @@ impl Default for Policy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum OnSummaryFailure {
     /// The reply is an error (502, or an error event on a stream).
     #[default]
@@ -189,7 +189,8 @@ pub struct ConfigOptions {
 /// Parse and check a configuration. Errors name the place and never quote a
 /// value from the config (a key pasted into the wrong field must not leak).
 pub fn parse_config(text: &str, opts: ConfigOptions) -> Result<Config, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| check::redact(&e.to_string()))?;
+    // serde_json's syntax errors say where, never what: no value is quoted.
+    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let Value::Object(obj) = &value else {
         return Err("the configuration must be a JSON object".into());
     };
@@ -197,10 +198,6 @@ pub fn parse_config(text: &str, opts: ConfigOptions) -> Result<Config, String> {
     let config = if legacy { legacy::parse(value)? } else { native::parse(value)? };
     check::validate(&config, opts)?;
     Ok(config)
-}
-
-fn from_value<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, String> {
-    serde_json::from_value(v).map_err(|e| format!("{what}: {}", check::redact(&e.to_string())))
 }
 
 /// The `/v1/models` description of an ensemble (an `n1` field OpenAI clients ignore).

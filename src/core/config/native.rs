@@ -3,161 +3,142 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::check::defined;
+use super::fields::Fields;
 use super::*;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeConfig {
-    #[serde(default)]
-    default_ensemble: Option<String>,
-    #[serde(default)]
-    models: BTreeMap<String, NativeModel>,
-    ensembles: BTreeMap<String, NativeEnsemble>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct NativeModel {
-    #[serde(default)]
-    provider: Provider,
-    #[serde(default)]
-    endpoint: Option<String>,
-    model: String,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default)]
-    api_key_secret: Option<String>,
-    #[serde(default)]
-    timeout_ms: Option<u64>,
-    #[serde(default)]
-    max_retries: Option<u32>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-    #[serde(default)]
-    extra_body: Map<String, Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeVision {
-    #[serde(default)]
-    panel: Vec<Value>,
-    summary: Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeEnsemble {
-    #[serde(default)]
-    description: Option<String>,
-    /// Each entry: a name from `models`, or an inline model.
-    #[serde(default)]
-    panel: Vec<Value>,
-    /// One entry like the panel's, or a list (the rest are fallbacks).
-    summary: Value,
-    #[serde(default)]
-    synthesis_prompt: Option<String>,
-    // Policy fields, flat in the ensemble object (serde's flatten would
-    // defeat deny_unknown_fields).
-    #[serde(default)]
-    min_panel: Option<usize>,
-    #[serde(default)]
-    quorum: Option<usize>,
-    #[serde(default)]
-    panel_timeout_ms: Option<u64>,
-    #[serde(default)]
-    request_timeout_ms: Option<u64>,
-    #[serde(default)]
-    on_summary_failure: OnSummaryFailure,
-    #[serde(default)]
-    progress: bool,
-    #[serde(default)]
-    keep_alive_ms: Option<u64>,
-    #[serde(default)]
-    max_answer_chars: Option<usize>,
-    #[serde(default)]
-    layers: Option<usize>,
-    #[serde(default)]
-    keep_history: Option<bool>,
-    #[serde(default)]
-    vision: Option<NativeVision>,
-}
+const PROVIDERS: &[&str] = &["openai", "anthropic", "workers-ai"];
+const MODEL_FIELDS: &[&str] =
+    &["provider", "endpoint", "model", "temperature", "api_key_secret", "timeout_ms", "max_retries", "headers", "max_tokens", "extra_body"];
+const ENSEMBLE_FIELDS: &[&str] = &[
+    "description",
+    "panel",
+    "summary",
+    "synthesis_prompt",
+    "min_panel",
+    "quorum",
+    "panel_timeout_ms",
+    "request_timeout_ms",
+    "on_summary_failure",
+    "progress",
+    "keep_alive_ms",
+    "max_answer_chars",
+    "layers",
+    "keep_history",
+    "vision",
+];
 
 pub(super) fn parse(value: Value) -> Result<Config, String> {
-    let native: NativeConfig = from_value(value, "configuration")?;
-    if native.ensembles.is_empty() {
+    let mut top = Fields::of(value, "configuration")?;
+    let default_ensemble = top.string("default_ensemble")?;
+    let models = top.object("models")?;
+    let ensembles = top.object("ensembles")?;
+    top.done(&["default_ensemble", "models", "ensembles"])?;
+    if ensembles.is_empty() {
         return Err("`ensembles` must name at least one ensemble".into());
     }
-    // Entries are resolved by hand rather than by an untagged enum, so that a
-    // typo gets serde's precise message and the entry's path.
     let resolve = |r: Value, at: &str| -> Result<ModelSpec, String> {
-        let m: NativeModel = match r {
-            Value::String(n) => native
-                .models
-                .get(&n)
-                .cloned()
-                .ok_or_else(|| format!("{at} names a model that `models` does not define ({})", defined(native.models.keys())))?,
-            other => from_value(other, at)?,
-        };
-        let endpoint = m.provider.endpoint(m.endpoint.as_deref()).map_err(|e| format!("{at}: {e}"))?;
-        Ok(ModelSpec {
-            provider: m.provider,
-            endpoint,
-            model: m.model,
-            temperature: m.temperature,
-            api_key: m.api_key_secret.map_or(ApiKey::None, ApiKey::Secret),
-            timeout_ms: m.timeout_ms,
-            max_retries: m.max_retries,
-            headers: m.headers,
-            max_tokens: m.max_tokens,
-            extra_body: m.extra_body,
-        })
+        match r {
+            Value::String(n) => match models.get(&n) {
+                Some(m) => model(m.clone(), &format!("models.{n}")),
+                None => Err(format!("{at} names a model that `models` does not define ({})", defined(models.keys()))),
+            },
+            other => model(other, at),
+        }
     };
-    let resolve_list = |list: Vec<Value>, at: &str| -> Result<Vec<ModelSpec>, String> {
-        list.into_iter().enumerate().map(|(i, r)| resolve(r, &format!("{at}[{i}]"))).collect()
+    let list = |v: Vec<Value>, at: &str| -> Result<Vec<ModelSpec>, String> {
+        v.into_iter().enumerate().map(|(i, r)| resolve(r, &format!("{at}[{i}]"))).collect()
     };
-    let one_or_many = |v: Value| match v {
-        Value::Array(v) => v,
-        one => vec![one],
+    // `summary`: one entry like the panel's, or a list (the rest are fallbacks).
+    let one_or_many = |f: &mut Fields, k: &str| -> Result<Vec<ModelSpec>, String> {
+        let at = format!("{}.{k}", f.at);
+        match f.value(k) {
+            None => Err(format!("{at} is required")),
+            Some(Value::Array(a)) => list(a, &at),
+            Some(one) => list(vec![one], &at),
+        }
     };
-    let mut ensembles = Vec::new();
-    for (name, e) in native.ensembles {
-        let panel = resolve_list(e.panel, &format!("ensembles.{name}.panel"))?;
-        let summary = resolve_list(one_or_many(e.summary), &format!("ensembles.{name}.summary"))?;
-        let vision = match e.vision {
+    let mut out = Vec::new();
+    // Sorted by name (BTreeMap order), whatever order the JSON had.
+    let sorted: BTreeMap<String, Value> = ensembles.into_iter().collect();
+    for (name, e) in sorted {
+        let mut f = Fields::of(e, &format!("ensembles.{name}"))?;
+        let panel = list(f.array("panel")?, &format!("ensembles.{name}.panel"))?;
+        let summary = one_or_many(&mut f, "summary")?;
+        let vision = match f.value("vision") {
             None => None,
-            Some(v) => Some(VisionModels {
-                panel: resolve_list(v.panel, &format!("ensembles.{name}.vision.panel"))?,
-                summary: resolve_list(one_or_many(v.summary), &format!("ensembles.{name}.vision.summary"))?,
-            }),
+            Some(v) => {
+                let mut v = Fields::of(v, &format!("ensembles.{name}.vision"))?;
+                let panel = list(v.array("panel")?, &format!("ensembles.{name}.vision.panel"))?;
+                let summary = one_or_many(&mut v, "summary")?;
+                v.done(&["panel", "summary"])?;
+                Some(VisionModels { panel, summary })
+            }
         };
-        ensembles.push(Ensemble {
+        let policy = Policy {
+            min_panel: f.uint("min_panel")?.map_or(1, |n| n as usize),
+            quorum: f.uint("quorum")?.map(|n| n as usize),
+            panel_timeout_ms: f.uint("panel_timeout_ms")?,
+            request_timeout_ms: f.uint("request_timeout_ms")?.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
+            on_summary_failure: match f.choice("on_summary_failure", &["error", "best_panel_answer"])? {
+                Some(1) => OnSummaryFailure::BestPanelAnswer,
+                _ => OnSummaryFailure::Error,
+            },
+            progress: f.boolean("progress")?.unwrap_or(false),
+            keep_alive_ms: f.uint("keep_alive_ms")?.unwrap_or(DEFAULT_KEEP_ALIVE_MS),
+            max_answer_chars: f.uint("max_answer_chars")?.map_or(DEFAULT_MAX_ANSWER_CHARS, |n| n as usize),
+        };
+        let ensemble = Ensemble {
+            description: f.string("description")?,
+            synthesis_prompt: f.string("synthesis_prompt")?,
+            layers: f.uint("layers")?.map_or(1, |n| n as usize),
+            keep_history: f.boolean("keep_history")?.unwrap_or(true),
             name,
-            description: e.description,
             panel,
             summary,
-            synthesis_prompt: e.synthesis_prompt,
-            policy: Policy {
-                min_panel: e.min_panel.unwrap_or(1),
-                quorum: e.quorum,
-                panel_timeout_ms: e.panel_timeout_ms,
-                request_timeout_ms: e.request_timeout_ms.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
-                on_summary_failure: e.on_summary_failure,
-                progress: e.progress,
-                keep_alive_ms: e.keep_alive_ms.unwrap_or(DEFAULT_KEEP_ALIVE_MS),
-                max_answer_chars: e.max_answer_chars.unwrap_or(DEFAULT_MAX_ANSWER_CHARS),
-            },
-            layers: e.layers.unwrap_or(1),
-            keep_history: e.keep_history.unwrap_or(true),
+            policy,
             vision,
-        });
+        };
+        f.done(ENSEMBLE_FIELDS)?;
+        out.push(ensemble);
     }
-    let default_ensemble = native.default_ensemble.unwrap_or_else(|| ensembles[0].name.clone());
-    Ok(Config { ensembles, default_ensemble, legacy_client_key: None })
+    let default_ensemble = default_ensemble.unwrap_or_else(|| out[0].name.clone());
+    Ok(Config { ensembles: out, default_ensemble, legacy_client_key: None })
 }
+
+/// An inline model definition (or one from `models`).
+fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
+    let mut f = Fields::of(v, at)?;
+    let provider = match f.choice("provider", PROVIDERS)? {
+        Some(1) => Provider::Anthropic,
+        Some(2) => Provider::WorkersAi,
+        _ => Provider::Openai,
+    };
+    let endpoint = f.string("endpoint")?;
+    let endpoint = provider.endpoint(endpoint.as_deref()).map_err(|e| format!("{at}: {e}"))?;
+    let headers = f.object("headers")?;
+    let headers = headers
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(v) => Ok((k, v)),
+            _ => Err(format!("{at}: `headers` values must be strings")),
+        })
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let spec = ModelSpec {
+        provider,
+        endpoint,
+        model: f.required_string("model")?,
+        temperature: f.number("temperature")?,
+        api_key: f.string("api_key_secret")?.map_or(ApiKey::None, ApiKey::Secret),
+        timeout_ms: f.uint("timeout_ms")?,
+        max_retries: f.uint("max_retries")?.map(|n| n.min(u32::MAX as u64) as u32),
+        headers,
+        max_tokens: f.uint("max_tokens")?,
+        extra_body: f.object("extra_body")?,
+    };
+    f.done(MODEL_FIELDS)?;
+    Ok(spec)
+}
+

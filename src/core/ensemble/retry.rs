@@ -73,13 +73,12 @@ where
 /// `Retry-After` as delta-seconds (`"2"`, `"1.5"`), or OpenAI's `retry-after-ms`.
 /// HTTP dates are converted by the caller, who has a clock.
 pub fn parse_retry_after(seconds: Option<&str>, millis: Option<&str>) -> Option<u64> {
-    if let Some(ms) = millis.and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0) {
+    // Parsed as JSON numbers: serde_json's float parser is in the build anyway.
+    let number = |v: &str| serde_json::from_str::<f64>(v.trim()).ok().filter(|v| v.is_finite() && *v >= 0.0);
+    if let Some(ms) = millis.and_then(number) {
         return Some(ms as u64);
     }
-    seconds
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(|s| (s * 1000.0) as u64)
+    seconds.and_then(number).map(|s| (s * 1000.0) as u64)
 }
 
 #[cfg(test)]

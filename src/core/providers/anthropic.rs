@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::Call;
@@ -126,16 +126,15 @@ pub fn body(call: &Call) -> String {
         metadata: p.user.as_deref().map(|user_id| Metadata { user_id }),
         stream: call.stream,
     };
+    let text = serde_json::to_string(&body).unwrap_or_default();
     let extra = &call.model.extra_body;
     if extra.is_empty() {
-        return serde_json::to_string(&body).unwrap_or_default();
+        return text;
     }
     // The model's extra_body wins (e.g. `thinking`, `top_k`, a larger `max_tokens`).
-    let mut v = serde_json::to_value(&body).unwrap_or_default();
-    if let Some(map) = v.as_object_mut() {
-        map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    v.to_string()
+    let mut map: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap_or_default();
+    map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Value::Object(map).to_string()
 }
 
 fn assistant_blocks(m: &Message) -> Vec<Block<'_>> {
@@ -212,100 +211,41 @@ fn finish(stop: Option<&str>) -> Finish {
     }
 }
 
-#[derive(Deserialize)]
-struct AUsage {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-}
-
-impl AUsage {
-    fn usage(&self, input: u64) -> Usage {
-        let (i, o) = (self.input_tokens.unwrap_or(input), self.output_tokens.unwrap_or(0));
-        Usage { prompt_tokens: i, completion_tokens: o, total_tokens: i + o }
-    }
-}
-
-#[derive(Deserialize)]
-struct Reply {
-    content: Vec<ReplyBlock>,
-    stop_reason: Option<String>,
-    usage: Option<AUsage>,
-}
-
-#[derive(Deserialize)]
-struct ReplyBlock {
-    #[serde(rename = "type")]
-    kind: String,
-    text: Option<String>,
-    thinking: Option<String>,
-    id: Option<String>,
-    name: Option<String>,
-    input: Option<Value>,
+/// Anthropic's usage object; `input` when it has no `input_tokens` (a
+/// `message_delta` reports only the output).
+fn usage_of(u: &Value, input: u64) -> Option<Usage> {
+    let get = |k: &str| u.get(k).and_then(Value::as_u64);
+    let (i, o) = (get("input_tokens").unwrap_or(input), get("output_tokens")?);
+    Some(Usage { prompt_tokens: i, completion_tokens: o, total_tokens: i + o })
 }
 
 /// A Messages reply.
 pub fn parse_reply(body: &str) -> Result<Completion, String> {
-    let r: Reply = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
-    let mut c = Completion { finish: finish(r.stop_reason.as_deref()), usage: r.usage.map(|u| u.usage(0)), ..Completion::default() };
-    for b in r.content {
-        match b.kind.as_str() {
-            "text" => c.text.push_str(b.text.as_deref().unwrap_or("")),
-            "thinking" => c.reasoning.get_or_insert((ReasoningField::ReasoningContent, String::new())).1.push_str(b.thinking.as_deref().unwrap_or("")),
-            "tool_use" => c.tool_calls.push(ToolCall::function(
-                b.id.unwrap_or_default(),
-                b.name.unwrap_or_default(),
-                b.input.map_or_else(|| "{}".to_owned(), |i| i.to_string()),
-            )),
+    let r: Value = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
+    let blocks = r.get("content").and_then(Value::as_array).ok_or("the upstream returned no content")?;
+    let str_of = |b: &Value, k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let mut c = Completion {
+        finish: finish(r.get("stop_reason").and_then(Value::as_str)),
+        usage: r.get("usage").and_then(|u| usage_of(u, 0)),
+        ..Completion::default()
+    };
+    for b in blocks {
+        match b.get("type").and_then(Value::as_str) {
+            Some("text") => c.text.push_str(&str_of(b, "text")),
+            Some("thinking") => c.reasoning.get_or_insert((ReasoningField::ReasoningContent, String::new())).1.push_str(&str_of(b, "thinking")),
+            Some("tool_use") => {
+                let input = b.get("input").map_or_else(|| "{}".to_owned(), Value::to_string);
+                c.tool_calls.push(ToolCall::function(str_of(b, "id"), str_of(b, "name"), input));
+            }
             _ => {}
         }
     }
     Ok(c)
 }
 
-#[derive(Deserialize)]
-struct AEvent<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    index: Option<u64>,
-    message: Option<StartMessage>,
-    #[serde(borrow)]
-    content_block: Option<StartBlock<'a>>,
-    #[serde(borrow)]
-    delta: Option<ADelta<'a>>,
-    usage: Option<AUsage>,
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct StartMessage {
-    usage: Option<AUsage>,
-}
-
-#[derive(Deserialize)]
-struct StartBlock<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ADelta<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    thinking: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    partial_json: Option<Cow<'a, str>>,
-    stop_reason: Option<String>,
-}
-
 /// Anthropic's stream: complete once `message_delta` (with the stop reason) or
-/// `message_stop` came.
+/// `message_stop` came. Its events are small and few per answer; each is
+/// read as a JSON value.
 #[derive(Default)]
 pub struct StreamState {
     input_tokens: u64,
@@ -320,42 +260,43 @@ impl StreamState {
     }
 
     pub fn event(&mut self, data: &str, emit: Emit) -> Result<(), StreamError> {
-        let ev: AEvent = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
-        match ev.kind.as_ref() {
+        let mut ev: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        let text = |v: Option<&mut Value>| match v.map(Value::take) {
+            Some(Value::String(s)) => Cow::Owned(s),
+            _ => Cow::Borrowed(""),
+        };
+        let index = ev.get("index").and_then(Value::as_u64).unwrap_or(0);
+        match ev.get("type").and_then(Value::as_str).unwrap_or("") {
             "message_start" => {
-                self.input_tokens = ev.message.and_then(|m| m.usage).and_then(|u| u.input_tokens).unwrap_or(0);
+                self.input_tokens = ev.pointer("/message/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0);
             }
-            "content_block_start" => {
-                if let Some(b) = ev.content_block.filter(|b| b.kind == "tool_use") {
-                    let index = self.tools.len() as u32;
-                    self.tools.push((ev.index.unwrap_or(0), index));
-                    emit(Event::ToolCall { index, id: b.id, name: b.name, arguments: Cow::Borrowed("") });
-                }
+            "content_block_start" if ev.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") => {
+                let i = self.tools.len() as u32;
+                self.tools.push((index, i));
+                let id = Some(text(ev.pointer_mut("/content_block/id")));
+                let name = Some(text(ev.pointer_mut("/content_block/name")));
+                emit(Event::ToolCall { index: i, id, name, arguments: Cow::Borrowed("") });
             }
-            "content_block_delta" => {
-                let Some(d) = ev.delta else { return Ok(()) };
-                match d.kind.as_deref() {
-                    Some("text_delta") => emit(Event::Text(d.text.unwrap_or_default())),
-                    Some("thinking_delta") => emit(Event::Reasoning(ReasoningField::ReasoningContent, d.thinking.unwrap_or_default())),
-                    Some("input_json_delta") => {
-                        let block = ev.index.unwrap_or(0);
-                        if let Some((_, index)) = self.tools.iter().find(|(b, _)| *b == block) {
-                            emit(Event::ToolCall { index: *index, id: None, name: None, arguments: d.partial_json.unwrap_or_default() });
-                        }
+            "content_block_delta" => match ev.pointer("/delta/type").and_then(Value::as_str).unwrap_or("") {
+                "text_delta" => emit(Event::Text(text(ev.pointer_mut("/delta/text")))),
+                "thinking_delta" => emit(Event::Reasoning(ReasoningField::ReasoningContent, text(ev.pointer_mut("/delta/thinking")))),
+                "input_json_delta" => {
+                    if let Some(&(_, i)) = self.tools.iter().find(|(b, _)| *b == index) {
+                        emit(Event::ToolCall { index: i, id: None, name: None, arguments: text(ev.pointer_mut("/delta/partial_json")) });
                     }
-                    _ => {}
                 }
-            }
+                _ => {}
+            },
             "message_delta" => {
                 self.finished = true;
-                emit(Event::Finish(finish(ev.delta.and_then(|d| d.stop_reason).as_deref())));
-                if let Some(u) = ev.usage {
-                    emit(Event::Usage(u.usage(self.input_tokens)));
+                emit(Event::Finish(finish(ev.pointer("/delta/stop_reason").and_then(Value::as_str))));
+                if let Some(u) = ev.get("usage").and_then(|u| usage_of(u, self.input_tokens)) {
+                    emit(Event::Usage(u));
                 }
             }
             "message_stop" => self.finished = true,
-            "error" => return Err(StreamError::Upstream(serde_json::json!({ "error": ev.error }).to_string())),
-            _ => {} // ping, content_block_stop
+            "error" => return Err(StreamError::Upstream(serde_json::json!({ "error": ev.get("error") }).to_string())),
+            _ => {} // ping, content_block_stop, text and thinking block starts
         }
         Ok(())
     }

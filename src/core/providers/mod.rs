@@ -7,16 +7,13 @@ pub mod anthropic;
 pub mod openai;
 pub mod workers_ai;
 
-use serde::Deserialize;
-
 use crate::core::config::ModelSpec;
 use crate::core::events::{Completion, Emit, StreamError};
 use crate::core::request::{Conversation, Params};
 use crate::core::sse;
 
 /// The API a model speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Provider {
     /// Any OpenAI-compatible chat-completions URL.
     #[default]

@@ -123,14 +123,22 @@ struct FunctionDef<'a> {
 
 impl Serialize for Tools<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|t| match t {
-            Tool::Function { name, description, parameters, strict } => serde_json::to_value(FunctionTool {
+        s.collect_seq(self.0.iter().map(ToolJson))
+    }
+}
+
+struct ToolJson<'a>(&'a Tool);
+
+impl Serialize for ToolJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Tool::Function { name, description, parameters, strict } => FunctionTool {
                 kind: "function",
                 function: FunctionDef { name, description: description.as_deref(), parameters: parameters.as_ref(), strict: *strict },
-            })
-            .unwrap_or(Value::Null),
-            Tool::Other(v) => v.clone(),
-        }))
+            }
+            .serialize(s),
+            Tool::Other(v) => v.serialize(s),
+        }
     }
 }
 
@@ -161,50 +169,34 @@ struct Name<'a> {
 
 // ---- replies
 
-#[derive(Deserialize)]
-struct Reply {
-    #[serde(default)]
-    choices: Vec<ReplyChoice>,
-    usage: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ReplyChoice {
-    message: Option<ReplyMessage>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ReplyMessage {
-    content: Option<Value>,
-    reasoning_content: Option<String>,
-    reasoning: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<Value>,
-    refusal: Option<String>,
-}
-
 /// A 2xx chat completion body.
 pub fn parse_reply(body: &str) -> Result<Completion, String> {
-    let reply: Reply = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
-    let usage = reply.usage.as_ref().and_then(Usage::from_json);
-    let choice = reply.choices.into_iter().next().ok_or("the upstream returned no choices")?;
-    let message = choice.message.ok_or("the upstream returned a choice without a message")?;
-    let text = match message.content {
+    let mut reply: Value = serde_json::from_str(body).map_err(|_| "the upstream returned malformed JSON".to_owned())?;
+    reply_of(&mut reply)
+}
+
+/// A parsed chat completion (Workers AI's 2026 models answer in this shape too).
+pub fn reply_of(reply: &mut Value) -> Result<Completion, String> {
+    let usage = reply.get("usage").and_then(Usage::from_json);
+    let choice = reply.get_mut("choices").and_then(|c| c.get_mut(0)).ok_or("the upstream returned no choices")?;
+    let finish = choice.get("finish_reason").and_then(Value::as_str).map_or(Finish::Stop, Finish::from_openai);
+    let message = choice.get_mut("message").filter(|m| m.is_object()).ok_or("the upstream returned a choice without a message")?;
+    let mut take = |k: &str| message.get_mut(k).map(Value::take);
+    let text = match take("content") {
         Some(Value::String(s)) => s,
         // Some providers answer in content parts.
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => message.refusal.unwrap_or_default(),
+        Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
+        _ => take("refusal").and_then(|r| r.as_str().map(str::to_owned)).unwrap_or_default(),
     };
-    let reasoning = match (message.reasoning_content, message.reasoning) {
-        (Some(r), _) => Some((ReasoningField::ReasoningContent, r)),
-        (None, Some(r)) => Some((ReasoningField::Reasoning, r)),
+    let reasoning = match (take("reasoning_content"), take("reasoning")) {
+        (Some(Value::String(r)), _) => Some((ReasoningField::ReasoningContent, r)),
+        (_, Some(Value::String(r))) => Some((ReasoningField::Reasoning, r)),
         _ => None,
     };
-    let tool_calls = message.tool_calls.iter().filter_map(tool_call).collect();
-    let finish = choice.finish_reason.as_deref().map_or(Finish::Stop, Finish::from_openai);
+    let tool_calls = match take("tool_calls") {
+        Some(Value::Array(calls)) => calls.iter().filter_map(tool_call).collect(),
+        _ => Vec::new(),
+    };
     Ok(Completion { text, reasoning, tool_calls, finish, usage })
 }
 

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use serde::ser::{SerializeMap, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::openai::{self, Tools};
@@ -67,57 +67,39 @@ impl Serialize for Input<'_, '_> {
     }
 }
 
-#[derive(Deserialize)]
-struct Output {
-    response: Option<Value>,
-    usage: Option<Value>,
-    tool_calls: Option<Vec<OutputToolCall>>,
-}
-
-#[derive(Deserialize)]
-struct OutputToolCall {
-    name: String,
-    arguments: Option<Value>,
-}
-
 /// A non-streaming output (`AI.run`'s result as JSON): `{"response", "usage",
 /// "tool_calls"}`, or OpenAI's shape (the 2026 models answer `messages` in it).
 pub fn parse_reply(text: &str) -> Result<Completion, String> {
-    if text.contains("\"choices\"") {
-        if let Ok(c) = openai::parse_reply(text) {
-            return Ok(c);
-        }
+    let mut out: Value = serde_json::from_str(text).map_err(|_| "Workers AI returned malformed JSON".to_owned())?;
+    if out.get("choices").is_some() {
+        return openai::reply_of(&mut out);
     }
-    let out: Output = serde_json::from_str(text).map_err(|_| "Workers AI returned malformed JSON".to_owned())?;
     let tool_calls: Vec<ToolCall> = out
-        .tool_calls
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let args = match t.arguments {
-                Some(Value::String(s)) => s,
-                Some(v) => v.to_string(),
-                None => "{}".into(),
-            };
-            ToolCall::function(format!("call_{i}"), t.name, args)
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let args = match t.get("arguments") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) if !v.is_null() => v.to_string(),
+                        _ => "{}".into(),
+                    };
+                    Some(ToolCall::function(format!("call_{i}"), t.get("name")?.as_str()?, args))
+                })
+                .collect()
         })
-        .collect();
-    let text = match out.response {
+        .unwrap_or_default();
+    let text = match out.get_mut("response").map(Value::take) {
         Some(Value::String(s)) => s,
         Some(Value::Null) | None if tool_calls.is_empty() => return Err("Workers AI returned no response".into()),
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
     };
     let finish = if tool_calls.is_empty() { Finish::Stop } else { Finish::ToolCalls };
-    Ok(Completion { text, tool_calls, finish, usage: out.usage.as_ref().and_then(Usage::from_json), ..Completion::default() })
-}
-
-#[derive(Deserialize)]
-struct StreamEvent<'a> {
-    #[serde(borrow)]
-    response: Option<Cow<'a, str>>,
-    usage: Option<Value>,
+    Ok(Completion { text, tool_calls, finish, usage: out.get("usage").and_then(Usage::from_json), ..Completion::default() })
 }
 
 /// `data: {"response": "tok"}` … `data: [DONE]`, or OpenAI chunks (the 2026
@@ -149,12 +131,12 @@ impl StreamState {
         if data.contains("\"choices\"") || data.contains("\"error\"") {
             return self.openai.insert(openai::StreamState::default()).event(data, emit);
         }
-        let ev: StreamEvent = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
-        if let Some(u) = ev.usage.as_ref().and_then(Usage::from_json) {
+        let mut ev: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        if let Some(u) = ev.get("usage").and_then(Usage::from_json) {
             self.usage = Some(u);
         }
-        if let Some(t) = ev.response.filter(|t| !t.is_empty()) {
-            emit(Event::Text(t));
+        if let Some(Value::String(t)) = ev.get_mut("response").map(Value::take).filter(|t| t.as_str().is_some_and(|t| !t.is_empty())) {
+            emit(Event::Text(Cow::Owned(t)));
         }
         Ok(())
     }

@@ -68,11 +68,7 @@ fn num(v: &Value) -> String {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| N1Error::InvalidRequest {
-        message: format!("The request body is not valid JSON: {e}"),
-        param: None,
-        code: Some("invalid_json"),
-    })?;
+    let value = parse_json(bytes)?;
     let Value::Object(mut body) = value else {
         return Err(N1Error::invalid("The request body must be a JSON object.", None));
     };
@@ -110,6 +106,17 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
         extra: body,
     };
     Ok(Request { model, messages, params, stream, include_usage, progress })
+}
+
+/// The body as JSON: parsed from `str` (one serde_json reader in the build).
+pub fn parse_json(bytes: &[u8]) -> Result<Value, N1Error> {
+    let invalid = |why: String| N1Error::InvalidRequest {
+        message: format!("The request body is not valid JSON: {why}"),
+        param: None,
+        code: Some("invalid_json"),
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid("it is not UTF-8".into()))?;
+    serde_json::from_str(text).map_err(|e| invalid(e.to_string()))
 }
 
 fn into_string(v: Value) -> Option<String> {
