@@ -1,0 +1,74 @@
+use super::*;
+
+fn parse_all(chunks: &[&[u8]]) -> Vec<Event> {
+    let mut p = Parser::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        p.push(c, &mut out).unwrap();
+    }
+    p.finish(&mut out);
+    out
+}
+
+fn datas(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.data.as_str()).collect()
+}
+
+#[test]
+fn several_events_in_one_read() {
+    let e = parse_all(&[b"data: a\n\ndata: b\n\ndata: [DONE]\n\n"]);
+    assert_eq!(datas(&e), ["a", "b", "[DONE]"]);
+}
+
+#[test]
+fn crlf_and_cr_framing() {
+    assert_eq!(datas(&parse_all(&[b"data: a\r\n\r\ndata: b\r\n\r\n"])), ["a", "b"]);
+    assert_eq!(datas(&parse_all(&[b"data: a\r\rdata: b\r\r"])), ["a", "b"]);
+    // CR at the end of a read, LF at the start of the next: one line break.
+    assert_eq!(datas(&parse_all(&[b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"])), ["a", "b"]);
+}
+
+#[test]
+fn events_split_at_every_byte() {
+    let src = "data: {\"x\":\"héllo 世界 🎉\"}\r\n\r\n: ping\r\n\r\ndata: two\n\n".as_bytes();
+    for cut in 0..src.len() {
+        let e = parse_all(&[&src[..cut], &src[cut..]]);
+        assert_eq!(datas(&e), ["{\"x\":\"héllo 世界 🎉\"}", "two"], "cut at {cut}");
+    }
+    let singles: Vec<&[u8]> = src.chunks(1).collect();
+    assert_eq!(datas(&parse_all(&singles)), ["{\"x\":\"héllo 世界 🎉\"}", "two"]);
+}
+
+#[test]
+fn comments_fields_and_multiline_data() {
+    let e = parse_all(&[b": hi\nevent: delta\nid: 4\nretry: 10\ndata: a\ndata:b\n\n"]);
+    assert_eq!(e, vec![Event { event: Some("delta".into()), data: "a\nb".into() }]);
+    // A blank line with no data dispatches nothing.
+    assert!(parse_all(&[b"\n\n: x\n\n"]).is_empty());
+}
+
+#[test]
+fn unterminated_last_event_is_kept() {
+    assert_eq!(datas(&parse_all(&[b"data: a\n\ndata: tail"])), ["a", "tail"]);
+}
+
+#[test]
+fn overlong_line_is_an_error() {
+    let mut p = Parser::new();
+    let big = vec![b'a'; MAX_LINE + 1];
+    assert_eq!(p.push(&big, &mut Vec::new()), Err(SseError::LineTooLong));
+}
+
+#[test]
+fn invalid_utf8_does_not_panic() {
+    let e = parse_all(&[b"data: \xff\xfe\n\n"]);
+    assert_eq!(e.len(), 1);
+}
+
+#[test]
+fn encoder_round_trips() {
+    let mut out = Vec::new();
+    encode_data(&mut out, "{\"a\":1}");
+    out.extend_from_slice(DONE);
+    assert_eq!(datas(&parse_all(&[&out])), ["{\"a\":1}", "[DONE]"]);
+}
