@@ -1,7 +1,31 @@
 #!/usr/bin/env bash
 # Release build of the worker into build/ (wrangler.toml's [build] command).
+# Skipped when build/ already holds the build of exactly these sources: `wrangler dev`
+# runs this at start, again when its watcher is ready, and on every reload (a
+# changed .dev.vars, see scripts/dev.mjs), and worker-build's wasm-opt pass takes
+# 10-20 s even when cargo has nothing to do. N1_FORCE_BUILD=1 always builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 [ -x "$WORKER_BUILD_BIN" ] || bash scripts/setup.sh
-exec "$WORKER_BUILD_BIN" --release "$@"
+
+stamp=build/.n1-inputs
+# Everything the output depends on: the sources (by content, so a copy of the
+# project with the same files counts as the same), the lockfile, the tool
+# versions, the arguments and the compiler flags.
+inputs=$(
+  {
+    find -L src -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    sha256sum Cargo.toml Cargo.lock
+    echo "worker-build $WORKER_BUILD_VERSION wasm-bindgen $WASM_BINDGEN_VERSION $(rustc -V 2>/dev/null)"
+    echo "args: $* RUSTFLAGS=${RUSTFLAGS:-}"
+  } | sha256sum | cut -d' ' -f1
+)
+if [ "${N1_FORCE_BUILD:-}" != 1 ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ] \
+  && [ -s build/index.js ] && [ -s build/index_bg.wasm ]; then
+  echo "[build] build/ is up to date with src/ (N1_FORCE_BUILD=1 rebuilds)" >&2
+  exit 0
+fi
+rm -f "$stamp"
+"$WORKER_BUILD_BIN" --release "$@"
+echo "$inputs" > "$stamp"
