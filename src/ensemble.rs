@@ -481,9 +481,15 @@ impl<S: Sink> StreamWatch<'_, S> {
     }
 }
 
+/// Keep-alive comments per `keep_alive_ms` while the panel works. They double
+/// as the disconnect probe, and behind a proxy (`wrangler dev`'s) a client's
+/// disconnect reaches us only with the third write after it: at a quarter of
+/// the interval, a client that left is noticed within `keep_alive_ms`.
+const KEEP_ALIVES_PER_INTERVAL: u64 = 4;
+
 impl<S: Sink> PanelWatch for StreamWatch<'_, S> {
     fn tick_ms(&self) -> Option<u64> {
-        Some(self.keep_alive_ms)
+        Some((self.keep_alive_ms / KEEP_ALIVES_PER_INTERVAL).max(1))
     }
     async fn tick(&mut self) -> Result<(), ()> {
         self.out.send(sse::KEEP_ALIVE.to_vec()).await
