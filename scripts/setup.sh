@@ -26,13 +26,29 @@ if ! "$WASM_BINDGEN_BIN" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$N1_TOOLS_DIR"
 fi
 
-# Headless Chromium for the browser tests (`setup.sh --browser`, from test.sh):
-# Debian's package, since browser downloads from the web are not possible here.
-if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
-  log "installing Debian's chromium for the browser tests"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+# What the integration tests need beyond Node (`setup.sh --tests`, from test.sh):
+# headless Chromium for the chat-page test (Debian's package, since browser
+# downloads from the web are not possible here), curl and Python 3 for the
+# README's examples (tests/readme.test.mjs).
+if [ "${1:-}" = "--tests" ]; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v curl >/dev/null || missing+=(curl)
+  # Debian's python3 has no venv/ensurepip without python3-venv.
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian's ${missing[*]} for the tests"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # The `openai` Python package for the README's Python example, in a venv of its own.
+  if ! "$N1_PY_VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
+    log "installing the openai Python package $OPENAI_PY_VERSION into $N1_PY_VENV"
+    rm -rf "$N1_PY_VENV"
+    python3 -m venv "$N1_PY_VENV"
+    "$N1_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION"
+  fi
 fi
 
 # npm packages (wrangler, miniflare, binaryen's wasm-opt, esbuild, openai), reinstalled

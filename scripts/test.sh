@@ -3,7 +3,7 @@
 # against a mock upstream, driven through real HTTP by real clients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --browser
+bash scripts/setup.sh --tests
 source scripts/env.sh
 echo "== cargo test (host)"
 cargo test --quiet

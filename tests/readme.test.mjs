@@ -1,0 +1,136 @@
+// The README's commands and examples, taken from README.md and run exactly as
+// written against `npm run dev` (its run command, on the default port 8787 the
+// examples name), with an ensemble named `council` as in the README, pointing at
+// the mock upstream. Runs in a scratch copy of the project (its own .dev.vars
+// and local KV; tests/helpers/dev-server.mjs).
+// Not run here: `npm test` (it is what runs this file; CI runs it), and what needs
+// a Cloudflare account or the network: `npx wrangler login`, `wrangler secret put`,
+// `kv key put … --remote`, `npm run deploy`, `N1_DEV_AI=1 npm run dev`.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { startMockUpstream } from "./helpers/mock-upstream.mjs";
+import { mockModel, parseSse } from "./helpers/worker.mjs";
+import { ROOT, scratchProject, startDev, varsFile, sh, portInUse, venvPython } from "./helpers/dev-server.mjs";
+
+const README = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+const PORT = 8787;
+const ANSWER = "The sky scatters blue light most (Rayleigh scattering).";
+
+/** The README's fenced code blocks in `lang`. */
+function fenced(lang) {
+  return [...README.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === lang).map((m) => m[2]);
+}
+function one(list, what) {
+  assert.equal(list.length, 1, `README: expected exactly one ${what}, found ${list.length}`);
+  return list[0];
+}
+
+// The README's run command (the line of its Quick start block), e.g. "npm run dev   # runs …".
+const quickStart = one(fenced("sh").filter((b) => /^npm run dev\b/m.test(b) && /^npm test\b/m.test(b)), "Quick start block");
+const RUN = quickStart.split("\n").find((l) => l.startsWith("npm run dev"));
+const CURL = one(fenced("sh").filter((b) => b.includes("curl ")), "block of curl examples");
+const JS = one(fenced("js"), "JavaScript example");
+const PY = one(fenced("python"), "Python example");
+const KV_PUT = one([...README.matchAll(/`(npx wrangler kv key put [^`]*--local)`/g)].map((m) => m[1]), "local KV command");
+
+let mock, project, dev;
+before(async () => {
+  if (await portInUse(PORT)) {
+    throw new Error(`port ${PORT} is in use (another \`npm run dev\`?): the README's examples name it, so this test needs it; stop what listens there and run again`);
+  }
+  mock = await startMockUpstream();
+  project = scratchProject();
+  const m = (name) => mockModel(mock, name);
+  fs.writeFileSync(
+    path.join(project.dir, ".dev.vars"),
+    varsFile({
+      N1_ALLOW_ANONYMOUS: "true",
+      N1_ALLOW_INSECURE_UPSTREAMS: "true",
+      N1_CONFIG: { default_ensemble: "council", ensembles: { council: { panel: [m("council-a"), m("council-b")], summary: m("council-s") } } },
+    }),
+  );
+  mock.set("council-s", { text: ANSWER });
+  dev = await startDev({ dir: project.dir, command: RUN, port: PORT });
+});
+after(async () => {
+  try {
+    await dev?.stop();
+  } finally {
+    await mock?.close();
+    project?.remove();
+  }
+});
+
+/** Writes `text` into the scratch project as `name` and runs `command` there. */
+async function run(command, files = {}) {
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(project.dir, name), text);
+  const r = await sh(project.dir, command);
+  assert.equal(r.code, 0, `\`${command}\` failed:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+test("the run command serves the API and the chat page on 127.0.0.1:8787", async () => {
+  assert.match(RUN, /^npm run dev\s+#.*http:\/\/127\.0\.0\.1:8787/);
+  const page = await fetch(`http://127.0.0.1:${PORT}/`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<html/i);
+});
+
+test("the curl examples: a completion, then a stream with usage and [DONE]", async () => {
+  mock.reset();
+  mock.set("council-s", { text: ANSWER });
+  const out = await run(CURL);
+  const split = out.indexOf("data: ");
+  assert.ok(split > 0, out);
+  const completion = JSON.parse(out.slice(0, split));
+  assert.equal(completion.object, "chat.completion");
+  assert.equal(completion.model, "council");
+  assert.equal(completion.choices[0].message.content, ANSWER);
+  const { events } = parseSse(out.slice(split));
+  assert.equal(events.at(-1), "[DONE]");
+  const chunks = events.slice(0, -1);
+  assert.equal(chunks.map((e) => e.choices[0]?.delta?.content ?? "").join(""), ANSWER);
+  assert.equal(chunks.at(-1).usage.total_tokens, 45, JSON.stringify(chunks.at(-1))); // panel 2 × 15 + summary 15
+  // Each example asked the panel and the summary model.
+  assert.equal(mock.requestsFor("council-a").length, 2);
+  assert.equal(mock.requestsFor("council-s").length, 2);
+  assert.ok(mock.requestsFor("council-a").every((r) => r.body.messages.at(-1).content === "Why is the sky blue?"));
+});
+
+test("the JavaScript example (openai package): the answer, usage and n1, then the streamed answer", async () => {
+  const out = await run("node readme-example.mjs", { "readme-example.mjs": JS });
+  assert.ok(out.startsWith(`${ANSWER} {`), out);
+  assert.match(out, /total_tokens: 45/);
+  assert.match(out, /ensemble: 'council'/);
+  assert.ok(out.trimEnd().endsWith(ANSWER), out);
+});
+
+test("the Python example (openai package, in the tools' virtualenv)", async () => {
+  const python = venvPython();
+  assert.ok(fs.existsSync(python), `${python} is missing: scripts/setup.sh --tests installs it`);
+  const out = await run(`"${python}" readme_example.py`, { "readme_example.py": PY });
+  assert.equal(out.trim(), ANSWER);
+});
+
+test("the local KV command: the config put into local KV is served by the running `npm run dev`", async () => {
+  const m = (name) => mockModel(mock, name);
+  mock.set("kv-s", { text: "answer from the KV config" });
+  const config = { ensembles: { council: { panel: [m("kv-a")], summary: m("kv-s") } } };
+  await run(KV_PUT, { "config.json": JSON.stringify(config, null, 2) });
+  // The worker reads the config again after at most 5 s (settings.rs TTL_MS).
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await fetch(`http://127.0.0.1:${PORT}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "council", messages: [{ role: "user", content: "hi" }] }),
+    });
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    if (body.choices[0].message.content === "answer from the KV config") break;
+    assert.ok(Date.now() < deadline, "the KV config was not served within 30 s");
+    await new Promise((res) => setTimeout(res, 500));
+  }
+});
