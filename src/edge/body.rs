@@ -34,11 +34,27 @@ pub async fn read(req: &Request, max: u64) -> Result<Vec<u8>, N1Error> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable())?;
         if body.len() as u64 + chunk.len() as u64 > max {
+            drain(&mut stream, DRAIN_MAX_BYTES).await;
             return Err(N1Error::PayloadTooLarge(max));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// How much of an oversized chunked upload is still read (and dropped) before
+/// the 413. Replying with the body unread, or cancelled, wedges `wrangler dev`'s
+/// proxy: the next request hangs or gets its 503 "Your worker restarted
+/// mid-request". Past this much the rest is cancelled (dropping the stream).
+const DRAIN_MAX_BYTES: u64 = 16 << 20;
+
+async fn drain(stream: &mut worker::ByteStream, mut left: u64) {
+    while let Some(Ok(chunk)) = stream.next().await {
+        left = left.saturating_sub(chunk.len() as u64);
+        if left == 0 {
+            break;
+        }
+    }
 }
 
 /// The reply stream and its writer: from worker/entry.mjs (which can then end
@@ -67,8 +83,9 @@ impl Sink for WriterSink {
     }
 
     /// `writer.closed` rejects once the runtime cancels our response body.
-    /// workerd notices a disconnected client when it next writes to it, so the
-    /// keep-alive comments double as the disconnect probe while the panel works.
+    /// workerd notices a disconnected client only by writing to it (with the
+    /// second write after it left, the third behind `wrangler dev`'s proxy), so
+    /// the keep-alive comments double as the disconnect probe while the panel works.
     fn gone(&self) -> Gone {
         let closed = JsFuture::from(self.writer.closed());
         Box::pin(async move {

@@ -170,6 +170,12 @@ fn calls<'a, R: Runtime>(
     Box::pin(stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT))
 }
 
+/// Keep-alive comments per `keep_alive_ms` while the panel works. They double
+/// as the disconnect probe, and behind a proxy (`wrangler dev`'s) a client's
+/// disconnect reaches us only with the third write after it: at a quarter of
+/// the interval, a client that left is noticed within `keep_alive_ms`.
+const KEEP_ALIVES_PER_INTERVAL: u64 = 4;
+
 /// One layer: every member until all answered, the quorum is reached, the
 /// panel deadline passes or the client leaves.
 async fn run_layer<R: Runtime>(
@@ -196,7 +202,7 @@ async fn run_layer<R: Runtime>(
     // One timer at a time, re-armed only when it fires (the next keep-alive or
     // the panel deadline), not on every member's answer: timers cost a JS
     // round trip each.
-    let tick_ms = out.as_ref().map(|_| policy.keep_alive_ms);
+    let tick_ms = out.as_ref().map(|_| (policy.keep_alive_ms / KEEP_ALIVES_PER_INTERVAL).max(1));
     let wake = move |now: f64| tick_ms.map_or(panel_deadline - now, |t| (t as f64).min(panel_deadline - now)).max(0.0) as u64;
     let mut timer = Box::pin(rt.sleep(wake(start)));
     let end = loop {
