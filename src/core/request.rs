@@ -22,6 +22,9 @@ pub struct Request {
     pub include_usage: bool,
     /// Panel progress events on streams (`"n1": {"progress": true}` or `x-n1-progress`).
     pub progress: bool,
+    /// Tools the client offered that N-1 cannot run (hosted tools such as web
+    /// search): dropped, and named in `n1.ignored_tools`.
+    pub ignored_tools: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

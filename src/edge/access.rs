@@ -41,7 +41,7 @@ pub fn preflight(req: &Request, env: &Env) -> Response {
             resp
         }
         Ok(None) => Response::empty().expect("empty response").with_status(204),
-        Err(e) => super::http::error(&e),
+        Err(e) => super::http::error(crate::core::dialects::Dialect::Chat, &e),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use worker::{Response, ResponseBuilder};
 
+use crate::core::dialects::Dialect;
 use crate::core::error::N1Error;
 
 /// A JSON response. Building one cannot fail for a valid status and ASCII headers.
@@ -9,9 +10,10 @@ pub fn json(status: u16, body: Vec<u8>) -> Response {
     ResponseBuilder::new().with_status(status).with_header("content-type", "application/json").expect("static header").fixed(body)
 }
 
-/// The one place an `N1Error` becomes an HTTP response (OpenAI's error shape).
-pub fn error(e: &N1Error) -> Response {
-    let resp = json(e.status(), e.openai_json().into_bytes());
+/// The one place an `N1Error` becomes an HTTP response, in the dialect's error shape.
+pub fn error(dialect: Dialect, e: &N1Error) -> Response {
+    let (status, body) = dialect.error(e);
+    let resp = json(status, body);
     let h = resp.headers();
     match e {
         N1Error::MethodNotAllowed { allowed, .. } => {

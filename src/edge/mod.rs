@@ -54,13 +54,18 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if env::flag(&env, "N1_ENABLE_TEST_HOOKS") && access::header(&req, "x-n1-test-panic").as_deref() == Some("now") {
         panic!("test hook: deliberate panic");
     }
+    // Errors take the shape of the dialect the path belongs to (OpenAI's by default).
+    let dialect = match route_of(path, "") {
+        Ok(Route::Serve(d)) => d,
+        _ => Dialect::Chat,
+    };
     let resp = if method == "OPTIONS" {
         access::preflight(&req, &env)
     } else {
         match access::check_origin(&req, &env) {
-            Err(e) => http::error(&e),
+            Err(e) => http::error(dialect, &e),
             Ok(origin) => {
-                let resp = route(req, &method, path, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(&e));
+                let resp = route(req, &method, path, &env, &ctx, &mut who).await.unwrap_or_else(|e| http::error(dialect, &e));
                 if let Some(o) = origin {
                     access::add_cors(&resp, &o);
                 }
@@ -97,8 +102,8 @@ enum Route<'a> {
     Model(&'a str),
 }
 
-/// The route of a path and method; `/v1` is optional (some clients are
-/// configured with the bare host as base URL).
+/// The route of a path and method (an empty method: any); `/v1` is optional
+/// (some clients are configured with the bare host as base URL).
 fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N1Error> {
     let route = path.strip_prefix("/v1").unwrap_or(path);
     let (found, allowed) = match route {
@@ -109,7 +114,7 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
             None => return Err(N1Error::NotFound(path.to_owned())),
         },
     };
-    if method != allowed {
+    if !method.is_empty() && method != allowed {
         return Err(N1Error::MethodNotAllowed { method: method.to_owned(), allowed });
     }
     Ok(found)

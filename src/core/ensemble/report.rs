@@ -94,6 +94,9 @@ pub struct N1Meta {
     /// Every layer's reports, when the ensemble has more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<Vec<MemberReport>>>,
+    /// Tools of the request that N-1 cannot run, dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_tools: Vec<String>,
 }
 
 /// A panel member in a `panel_start` event.

@@ -67,7 +67,7 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
             match with_retries(rt, model, deadline, &Cell::new(0), attempt).await {
                 Ok(completion) => {
                     let usage = completion.usage;
-                    let meta = meta(lineup, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
+                    let meta = meta(lineup, req, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
                     return Ok(Done::Answer(Answer { usage: total(panel, usage), completion, meta, fallback: false }));
                 }
                 Err(f) => {
@@ -80,7 +80,7 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
         out.flush().await?;
         match relay(rt, model, &body, deadline, out, &mut gone).await? {
             Relayed::Done(usage) => {
-                let meta = meta(lineup, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
+                let meta = meta(lineup, req, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
                 out.finish(&meta, &total(panel, usage));
                 out.flush().await?;
                 return Ok(Done::Streamed);
@@ -99,7 +99,7 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
         return Err(Stop::Failed(N1Error::SummaryFailed(failed)));
     };
     let completion = Completion::text(answer);
-    let meta = meta(lineup, panel, report(model, SummaryStatus::BestPanelAnswer, 0.0, None, failed));
+    let meta = meta(lineup, req, panel, report(model, SummaryStatus::BestPanelAnswer, 0.0, None, failed));
     match out {
         None => Ok(Done::Answer(Answer { completion, usage: panel.usage, meta, fallback: true })),
         Some(out) => {
@@ -125,7 +125,7 @@ fn report(model: &str, status: SummaryStatus, latency_ms: f64, usage: Option<Usa
     SummaryReport { model: model.to_owned(), status, latency_ms: latency_ms.max(0.0).round() as u64, usage, failed }
 }
 
-fn meta(lineup: &Lineup, panel: &Panel, summary: SummaryReport) -> N1Meta {
+fn meta(lineup: &Lineup, req: &Request, panel: &Panel, summary: SummaryReport) -> N1Meta {
     let ens = lineup.ens;
     let panel_ok = panel.answers.len();
     N1Meta {
@@ -140,6 +140,7 @@ fn meta(lineup: &Lineup, panel: &Panel, summary: SummaryReport) -> N1Meta {
             all.push(panel.reports.clone());
             all
         }),
+        ignored_tools: req.ignored_tools.clone(),
         summary,
     }
 }

@@ -105,7 +105,7 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
         user: take("user").and_then(into_string),
         extra: body,
     };
-    Ok(Request { model, messages, params, stream, include_usage, progress })
+    Ok(Request { model, messages, params, stream, include_usage, progress, ignored_tools: Vec::new() })
 }
 
 /// The body as JSON: parsed from `str` (one serde_json reader in the build).
