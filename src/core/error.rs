@@ -1,6 +1,7 @@
 //! Every error the worker returns: one enum, grouped by category, and the one
-//! place that maps it to each dialect's error shape (OpenAI's
-//! `{"error": {"message", "type", "param", "code"}}` today).
+//! place that maps it to each dialect's error shape: OpenAI's
+//! `{"error": {"message", "type", "param", "code"}}` (`openai`) and Anthropic's
+//! `{"type": "error", "error": {"type", "message"}}` (`anthropic_json`).
 
 use serde::Serialize;
 
@@ -195,7 +196,7 @@ impl N1Error {
                 format!("The model `{m}` does not exist: it names no ensemble. GET /v1/models lists the ensembles.")
             }
             N1Error::NotFound(p) => format!(
-                "Unknown path `{p}`. This endpoint serves POST /v1/chat/completions, GET /v1/models and GET /v1/models/{{id}}."
+                "Unknown path `{p}`. This endpoint serves POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /v1/models/{{id}}."
             ),
             N1Error::MethodNotAllowed { method, allowed } => format!("Method {method} is not allowed here; use {allowed}."),
             N1Error::ConfigMissing => "N-1 is not configured: put the configuration JSON in the KV namespace bound as CONFIG (key `config`) or in the N1_CONFIG variable/secret (locally: .dev.vars). Without either, the built-in Workers AI ensemble is used, which needs the AI binding (deployed workers have it; `npm run dev` offers it only with `N1_DEV_AI=1` and a Cloudflare login). See the README, section Configuration.".into(),
@@ -235,6 +236,46 @@ impl N1Error {
     /// The OpenAI error object as JSON text.
     pub fn openai_json(&self) -> String {
         serde_json::to_string(&self.openai()).unwrap_or_default()
+    }
+
+    /// Anthropic's `error.type` (its documented set; N-1's own 5xx are `api_error`).
+    fn anthropic_type(&self) -> &'static str {
+        match self {
+            N1Error::InvalidRequest { .. } | N1Error::MethodNotAllowed { .. } => "invalid_request_error",
+            N1Error::MissingKey | N1Error::InvalidKey | N1Error::AuthNotConfigured => "authentication_error",
+            N1Error::Forbidden(_) | N1Error::OriginNotAllowed => "permission_error",
+            N1Error::ModelNotFound(_) | N1Error::NotFound(_) => "not_found_error",
+            N1Error::PayloadTooLarge(_) => "request_too_large",
+            N1Error::RateLimited(_) => "rate_limit_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Anthropic's error object as JSON text (the body of an error reply and the
+    /// data of a stream's `error` event): `{"type": "error", "error": {"type",
+    /// "message", "details": {"error_code"}}}`. N-1's code is in
+    /// `details.error_code` (the SDKs' `errorCode`), and for N-1's own 5xx also
+    /// at the start of the message, which names each upstream failure.
+    pub fn anthropic_json(&self) -> String {
+        let code = self.code();
+        let mut message = self.message();
+        if let Some(c) = code.filter(|_| self.status() >= 500) {
+            message.insert_str(0, ": ");
+            message.insert_str(0, c);
+        }
+        let mut out = Vec::with_capacity(96 + message.len());
+        out.extend_from_slice(br#"{"type":"error","error":{"type":""#);
+        out.extend_from_slice(self.anthropic_type().as_bytes());
+        out.extend_from_slice(br#"","message":"#);
+        let _ = serde_json::to_writer(&mut out, message.as_str());
+        if let Some(c) = code {
+            // Codes are static identifiers: nothing to escape.
+            out.extend_from_slice(br#","details":{"error_code":""#);
+            out.extend_from_slice(c.as_bytes());
+            out.extend_from_slice(b"\"}");
+        }
+        out.extend_from_slice(b"}}");
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 

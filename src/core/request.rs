@@ -145,6 +145,9 @@ pub struct FunctionCall {
 pub struct Params {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
+    /// Anthropic's `top_k` (the Messages dialect): sent to Anthropic and Workers AI
+    /// upstreams, which take it; OpenAI-compatible ones get no `top_k` from it.
+    pub top_k: Option<u64>,
     pub max_tokens: Option<u64>,
     pub max_completion_tokens: Option<u64>,
     pub stop: Vec<String>,

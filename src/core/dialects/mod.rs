@@ -3,6 +3,7 @@
 //! The ensemble policy only sees the `Encoder` trait.
 
 pub mod chat;
+pub mod messages;
 
 use crate::core::ensemble::report::{N1Meta, Progress};
 use crate::core::error::N1Error;
@@ -41,6 +42,8 @@ pub trait Encoder {
 /// with one handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// Anthropic Messages.
+    Messages,
     /// OpenAI Chat Completions.
     Chat,
 }
@@ -48,6 +51,7 @@ pub enum Dialect {
 impl Dialect {
     pub fn decode(self, body: &[u8]) -> Result<crate::core::request::Request, N1Error> {
         match self {
+            Dialect::Messages => messages::decode(body),
             Dialect::Chat => chat::decode(body),
         }
     }
@@ -55,6 +59,7 @@ impl Dialect {
     /// The prefix of a reply's id.
     pub fn id_prefix(self) -> &'static str {
         match self {
+            Dialect::Messages => "msg_",
             Dialect::Chat => "chatcmpl-",
         }
     }
@@ -62,12 +67,14 @@ impl Dialect {
     /// A non-streaming answer's body.
     pub fn reply(self, ids: &ReplyIds, answer: &crate::core::ensemble::Answer) -> Vec<u8> {
         match self {
+            Dialect::Messages => messages::reply(ids, answer),
             Dialect::Chat => chat::reply(ids, answer),
         }
     }
 
     pub fn encoder(self, ids: &ReplyIds, req: &crate::core::request::Request) -> Box<dyn Encoder> {
         match self {
+            Dialect::Messages => Box::new(messages::MessagesStream::new(ids)),
             Dialect::Chat => Box::new(chat::ChatStream::new(ids, req.include_usage)),
         }
     }
@@ -76,6 +83,7 @@ impl Dialect {
     pub fn error(self, e: &N1Error) -> (u16, Vec<u8>) {
         match self {
             Dialect::Chat => (e.status(), e.openai_json().into_bytes()),
+            Dialect::Messages => (e.status(), e.anthropic_json().into_bytes()),
         }
     }
 }

@@ -27,6 +27,8 @@ struct Body<'a> {
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u64>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     stop_sequences: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -120,6 +122,7 @@ pub fn body(call: &Call) -> String {
         // Anthropic's range is 0..1.
         temperature: call.temperature().map(|t| t.min(1.0)),
         top_p: p.top_p,
+        top_k: p.top_k,
         stop_sequences: &p.stop,
         tools,
         tool_choice,

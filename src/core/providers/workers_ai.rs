@@ -52,7 +52,13 @@ impl Serialize for Input<'_, '_> {
         if let Some(f) = p.response_format.as_ref().filter(|_| ours("response_format")) {
             map.serialize_entry("response_format", f)?;
         }
+        if let Some(k) = p.top_k.filter(|_| ours("top_k")) {
+            map.serialize_entry("top_k", &k)?;
+        }
         for k in FORWARDED {
+            if *k == "top_k" && p.top_k.is_some() {
+                continue;
+            }
             if let Some(v) = p.extra.get(*k).filter(|_| ours(k)) {
                 map.serialize_entry(k, v)?;
             }

@@ -86,6 +86,8 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
     let params = Params {
         temperature: take("temperature").and_then(|v| v.as_f64()),
         top_p: take("top_p").and_then(|v| v.as_f64()),
+        // A chat client's `top_k` stays in `extra` and is forwarded as it came.
+        top_k: None,
         max_tokens: take("max_tokens").and_then(|v| v.as_u64()),
         max_completion_tokens: take("max_completion_tokens").and_then(|v| v.as_u64()),
         stop: match take("stop") {
@@ -105,7 +107,7 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
         user: take("user").and_then(into_string),
         extra: body,
     };
-    Ok(Request { model, messages, params, stream, include_usage, progress, ignored_tools: Vec::new() })
+    Ok(Request { model, messages, params, stream, include_usage, progress, ..Request::default() })
 }
 
 /// The body as JSON: parsed from `str` (one serde_json reader in the build).
@@ -171,7 +173,7 @@ fn check_fields(body: &Map<String, Value>) -> Result<(), N1Error> {
     Ok(())
 }
 
-fn decode_messages(messages: Option<Value>) -> Result<Vec<Message>, N1Error> {
+pub fn decode_messages(messages: Option<Value>) -> Result<Vec<Message>, N1Error> {
     let messages = match messages {
         None => return Err(N1Error::invalid("`messages` is required.", Some("messages"))),
         Some(Value::Array(a)) => a,
