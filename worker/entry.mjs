@@ -15,6 +15,12 @@ const ERROR = {
   code: "internal_error",
 };
 const JSON_500 = JSON.stringify({ error: ERROR });
+// On Anthropic's paths (/v1/messages…) errors take Anthropic's shape (src/core/error.rs).
+const ANTHROPIC_500 = JSON.stringify({
+  type: "error",
+  error: { type: "api_error", message: `internal_error: ${ERROR.message}`, details: { error_code: "internal_error" } },
+});
+const isMessagesPath = (url) => /^\/(v1\/)?messages(\/|$)/.test(new URL(url).pathname);
 const STREAM_END = new TextEncoder().encode(`data: ${JSON.stringify({ error: ERROR })}\n\ndata: [DONE]\n\n`);
 
 const inFlight = new Set();
@@ -23,22 +29,24 @@ globalThis.__n1_on_panic = () => {
   inFlight.clear();
 };
 
-// The Rust side takes its reply stream from here (src/chat.rs), so that this
+// The Rust side takes its reply stream from here (src/edge/body.rs), so that this
 // wrapper holds the same writer and can end the stream with an error event
 // should the instance die mid-stream: one stream, no second one to pipe through.
-globalThis.__n1_reply_stream = () => {
+// `onCrash` is that event in the stream's dialect (OpenAI's when absent).
+globalThis.__n1_reply_stream = (onCrash) => {
   const { readable, writable } = new TransformStream();
   const writer = writable.getWriter();
   const end = () => {
-    writer.write(STREAM_END).then(() => writer.close()).catch(() => {});
+    writer.write(onCrash ?? STREAM_END).then(() => writer.close()).catch(() => {});
   };
   inFlight.add(end);
   writer.closed.catch(() => {}).finally(() => inFlight.delete(end));
   return [readable, writer];
 };
 
-function internalError() {
-  return new Response(JSON_500, { status: 500, headers: { "content-type": "application/json" } });
+function internalError(url) {
+  const body = isMessagesPath(url) ? ANTHROPIC_500 : JSON_500;
+  return new Response(body, { status: 500, headers: { "content-type": "application/json" } });
 }
 
 export default class extends WorkerEntrypoint {
@@ -56,6 +64,6 @@ export default class extends WorkerEntrypoint {
       inFlight.delete(fail);
     }
     // A stream came from __n1_reply_stream, which ends it should the instance die.
-    return resp instanceof Response ? resp : internalError();
+    return resp instanceof Response ? resp : internalError(request.url);
   }
 }

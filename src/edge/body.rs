@@ -58,11 +58,12 @@ async fn drain(stream: &mut worker::ByteStream, mut left: u64) {
 }
 
 /// The reply stream and its writer: from worker/entry.mjs (which can then end
-/// the stream should the instance die mid-way), else a stream of our own.
-pub fn reply_stream() -> Option<(web_sys::ReadableStream, web_sys::WritableStreamDefaultWriter)> {
+/// the stream with `on_crash`, the dialect's error event, should the instance
+/// die mid-way), else a stream of our own.
+pub fn reply_stream(on_crash: &[u8]) -> Option<(web_sys::ReadableStream, web_sys::WritableStreamDefaultWriter)> {
     let global = js_sys::global();
     if let Ok(f) = js_sys::Reflect::get(&global, &"__n1_reply_stream".into()).and_then(|f| f.dyn_into::<js_sys::Function>()) {
-        let pair: js_sys::Array = f.call0(&global).ok()?.dyn_into().ok()?;
+        let pair: js_sys::Array = f.call1(&global, &js_sys::Uint8Array::from(on_crash)).ok()?.dyn_into().ok()?;
         return Some((pair.get(0).dyn_into().ok()?, pair.get(1).dyn_into().ok()?));
     }
     let ts = web_sys::TransformStream::new().ok()?;

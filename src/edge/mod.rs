@@ -57,6 +57,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // Errors take the shape of the dialect the path belongs to (OpenAI's by default).
     let dialect = match route_of(path, "") {
         Ok(Route::Serve(d)) => d,
+        Ok(Route::CountTokens) => Dialect::Messages,
+        // Anthropic's paths N-1 does not serve (e.g. /v1/messages/batches): Anthropic's 404.
+        _ if path.strip_prefix("/v1").unwrap_or(path).starts_with("/messages/") => Dialect::Messages,
         _ => Dialect::Chat,
     };
     let resp = if method == "OPTIONS" {
@@ -98,6 +101,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 
 enum Route<'a> {
     Serve(Dialect),
+    /// `POST /v1/messages/count_tokens` (Anthropic Messages).
+    CountTokens,
     Models,
     Model(&'a str),
 }
@@ -109,6 +114,8 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
     let (found, allowed) = match route {
         "/chat/completions" => (Route::Serve(Dialect::Chat), "POST"),
         "/models" => (Route::Models, "GET"),
+        "/messages" => (Route::Serve(Dialect::Messages), "POST"),
+        "/messages/count_tokens" => (Route::CountTokens, "POST"),
         _ => match route.strip_prefix("/models/").filter(|id| !id.is_empty()) {
             Some(id) => (Route::Model(id), "GET"),
             None => return Err(N1Error::NotFound(path.to_owned())),
@@ -132,6 +139,7 @@ async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context,
     let config = config?;
     access::rate_limit(&req, env, &who).await?;
     match route {
+        Route::CountTokens => serve::count_tokens(req, env, &config, &who).await,
         Route::Models => Ok(models::list(&config, &who)),
         Route::Model(id) => models::retrieve(&config, &who, &String::from_utf8_lossy(&crate::core::url::percent_decode(id))),
         Route::Serve(dialect) => {

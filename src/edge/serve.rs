@@ -13,7 +13,7 @@ use super::fetch::FetchRuntime;
 use super::http;
 use crate::core::auth::Principal;
 use crate::core::config::Config;
-use crate::core::dialects::{Dialect, ReplyIds};
+use crate::core::dialects::{messages, Dialect, ReplyIds};
 use crate::core::ensemble::{self, Out};
 use crate::core::error::N1Error;
 
@@ -52,7 +52,10 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
 
     // Headers leave now; the panel and the summary write into the stream,
     // which outlives this call (hence the config held by an Rc, not borrowed).
-    let (readable, writer) = body::reply_stream().ok_or_else(|| N1Error::Internal("could not create a stream".into()))?;
+    // What worker/entry.mjs writes should the instance die mid-stream: the dialect's error event.
+    let mut on_crash = Vec::new();
+    dialect.encoder(&ids, &request).fail(&N1Error::Internal("the worker failed while handling this request.".into()), &mut on_crash);
+    let (readable, writer) = body::reply_stream(&on_crash).ok_or_else(|| N1Error::Internal("could not create a stream".into()))?;
     let test_panic = env::flag(env, "N1_ENABLE_TEST_HOOKS") && header(&req, "x-n1-test-panic").as_deref() == Some("stream");
     let resp = ResponseBuilder::new()
         .with_status(200)
@@ -76,4 +79,14 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         let _ = wasm_bindgen_futures::JsFuture::from(sink.writer.close()).await;
     });
     Ok(resp)
+}
+
+/// `POST /v1/messages/count_tokens`: Anthropic's token count, as an estimate
+/// (`messages::count_tokens`), for an ensemble the key may use. No upstream is called.
+pub async fn count_tokens(req: Request, env: &Env, config: &Config, who: &Principal) -> Result<Response, N1Error> {
+    let bytes = body::read(&req, env::max_body_bytes(env)).await?;
+    let request = messages::decode_count(&bytes)?;
+    let ens = config.ensemble(request.model.as_deref()).ok_or_else(|| N1Error::ModelNotFound(request.model.clone().unwrap_or_default()))?;
+    who.check(&ens.name)?;
+    Ok(http::json(200, format!("{{\"input_tokens\":{}}}", messages::count_tokens(&request)).into_bytes()))
 }
