@@ -11,6 +11,7 @@ export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 # The Python virtualenv for the README's Python example (tests/readme.test.mjs).
 export N1_PY_VENV="$N1_TOOLS_DIR/py"
 export OPENAI_PY_VERSION=3.57.0
+export ANTHROPIC_PY_VERSION=2.15.0
 export PATH="$PWD/node_modules/.bin:$N1_TOOLS_DIR/bin:$PATH"
 # wrangler: no telemetry, no download of Request.cf data (offline machines).
 export WRANGLER_SEND_METRICS=false

@@ -49,6 +49,11 @@ if [ "${1:-}" = "--tests" ]; then
     python3 -m venv "$N1_PY_VENV"
     "$N1_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION"
   fi
+  # And the `anthropic` package, for the README's Anthropic Messages example.
+  if ! "$N1_PY_VENV/bin/python" -c "import anthropic, sys; sys.exit(anthropic.__version__ != '$ANTHROPIC_PY_VERSION')" 2>/dev/null; then
+    log "installing the anthropic Python package $ANTHROPIC_PY_VERSION into $N1_PY_VENV"
+    "$N1_PY_VENV/bin/pip" install --quiet --disable-pip-version-check "anthropic==$ANTHROPIC_PY_VERSION"
+  fi
 fi
 
 # npm packages (wrangler, miniflare, binaryen's wasm-opt, esbuild, openai), reinstalled

@@ -31,8 +31,8 @@ function one(list, what) {
 const quickStart = one(fenced("sh").filter((b) => /^npm run dev\b/m.test(b) && /^npm test\b/m.test(b)), "Quick start block");
 const RUN = quickStart.split("\n").find((l) => l.startsWith("npm run dev"));
 const CURL = one(fenced("sh").filter((b) => b.includes("curl ")), "block of curl examples");
-const JS = one(fenced("js"), "JavaScript example");
-const PY = one(fenced("python"), "Python example");
+const JS = one(fenced("js").filter((b) => b.includes("chat.completions")), "JavaScript example of chat completions");
+const PY = one(fenced("python").filter((b) => b.includes("chat.completions")), "Python example of chat completions");
 const KV_PUT = one([...README.matchAll(/`(npx wrangler kv key put [^`]*--local)`/g)].map((m) => m[1]), "local KV command");
 
 let mock, project, dev;
@@ -133,4 +133,66 @@ test("the local KV command: the config put into local KV is served by the runnin
     assert.ok(Date.now() < deadline, "the KV config was not served within 30 s");
     await new Promise((res) => setTimeout(res, 500));
   }
+});
+
+// The Anthropic Messages API's examples and Claude Code's configuration.
+const JS_MESSAGES = one(fenced("js").filter((b) => b.includes("messages.create")), "JavaScript example of the Messages API");
+const PY_MESSAGES = one(fenced("python").filter((b) => b.includes("messages.create")), "Python example of the Messages API");
+const CLAUDE_CODE = one(fenced("sh").filter((b) => b.includes("ANTHROPIC_BASE_URL")), "Claude Code configuration");
+
+// These run after the local KV test, whose config (a `council` of its own) may still be served.
+const summaries = () => mock.requests.filter((q) => ["council-s", "kv-s"].includes(q.model));
+function answerAlways() {
+  mock.reset();
+  for (const s of ["council-s", "kv-s"]) mock.set(s, { text: ANSWER });
+}
+
+test("the Messages API examples (@anthropic-ai/sdk and the anthropic Python package): the answer, then the streamed answer", async () => {
+  answerAlways();
+  const out = await run("node readme-messages.mjs", { "readme-messages.mjs": JS_MESSAGES });
+  // Each of the two calls asked the panel and the summary model, 10 tokens in and 5 out each.
+  const calls = mock.requests.length / 2;
+  assert.ok(out.startsWith(`${ANSWER} {`), out);
+  assert.match(out, new RegExp(`input_tokens: ${10 * calls},`));
+  assert.match(out, new RegExp(`output_tokens: ${5 * calls}\n`));
+  assert.match(out, / council\n/);
+  assert.ok(out.trimEnd().endsWith(`${ANSWER} end_turn`), out);
+  const py = await run(`"${venvPython()}" readme_messages.py`, { "readme_messages.py": PY_MESSAGES });
+  assert.equal(py.trim(), `${ANSWER}\n${ANSWER}`);
+  assert.equal(summaries().length, 4);
+});
+
+test("the Claude Code configuration: the base URL without /v1, ensembles as models, and a Claude Code-shaped request to it answers", async () => {
+  const env = Object.fromEntries([...CLAUDE_CODE.matchAll(/^export (\w+)=(\S+)/gm)].map((m) => [m[1], m[2]]));
+  assert.match(env.ANTHROPIC_BASE_URL, /^https:\/\/[^/]+$/, "Claude Code adds /v1/messages itself");
+  for (const k of ["ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL", "ANTHROPIC_DEFAULT_HAIKU_MODEL", "CLAUDE_CODE_SUBAGENT_MODEL"]) {
+    assert.equal(env[k], "council", `${k} names an ensemble`);
+  }
+  assert.ok(env.ANTHROPIC_AUTH_TOKEN);
+  answerAlways();
+  const base = env.ANTHROPIC_BASE_URL.replace(/^https:\/\/[^/]+/, `http://127.0.0.1:${PORT}`);
+  const r = await fetch(`${base}/v1/messages`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${env.ANTHROPIC_AUTH_TOKEN}`,
+      "anthropic-version": "2023-06-01",
+      "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+    },
+    body: JSON.stringify({
+      model: env.ANTHROPIC_MODEL,
+      max_tokens: 32000,
+      stream: true,
+      metadata: { user_id: "user_x_account__session_y" },
+      system: [{ type: "text", text: "You are Claude Code.", cache_control: { type: "ephemeral" } }],
+      messages: [{ role: "user", content: [{ type: "text", text: "hi", cache_control: { type: "ephemeral" } }] }],
+      tools: [{ name: "Bash", input_schema: { type: "object", properties: { command: { type: "string" } } } }, { type: "web_search_20250305", name: "web_search" }],
+    }),
+  });
+  assert.equal(r.status, 200);
+  const text = await r.text();
+  const deltas = [...text.matchAll(/"text_delta","text":("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1])).join("");
+  assert.equal(deltas, ANSWER);
+  assert.match(text, /event: message_stop\n/);
+  assert.deepEqual(summaries()[0].body.tools.map((t) => t.function.name), ["Bash"]);
 });
