@@ -106,7 +106,8 @@ fn decode_body(bytes: &[u8], create: bool) -> Result<Request, N1Error> {
     let list = get("messages").and_then(Value::as_array).filter(|l| !l.is_empty());
     let list = list.ok_or_else(|| bad("messages", "is required and must hold at least one message."))?;
     let (mut tools, mut ignored_tools) = (Vec::new(), Vec::new());
-    for (i, t) in get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    let empty = Vec::new();
+    for (i, t) in get("tools").and_then(Value::as_array).unwrap_or(&empty).iter().enumerate() {
         tool(t, &mut tools, &mut ignored_tools).map_err(|why| bad(&format!("tools[{i}]"), why))?;
     }
     let (tool_choice, parallel_tool_calls) = match get("tool_choice") {
@@ -133,7 +134,8 @@ fn decode_body(bytes: &[u8], create: bool) -> Result<Request, N1Error> {
         // The cap on output, reasoning included: OpenAI's reasoning models take
         // only this name (the other providers read either).
         max_completion_tokens: max_tokens,
-        stop: get("stop_sequences").and_then(Value::as_array).into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect(),
+        // Checked to be strings (`check_fields`).
+        stop: get("stop_sequences").and_then(Value::as_array).unwrap_or(&empty).iter().map(|s| s.as_str().unwrap_or_default().to_owned()).collect(),
         tools,
         tool_choice,
         parallel_tool_calls,
