@@ -3,6 +3,7 @@
 //! The ensemble policy only sees the `Encoder` trait.
 
 pub mod chat;
+pub mod responses;
 
 use crate::core::ensemble::report::{N1Meta, Progress};
 use crate::core::error::N1Error;
@@ -43,12 +44,15 @@ pub trait Encoder {
 pub enum Dialect {
     /// OpenAI Chat Completions.
     Chat,
+    /// The OpenAI Responses API.
+    Responses,
 }
 
 impl Dialect {
     pub fn decode(self, body: &[u8]) -> Result<crate::core::request::Request, N1Error> {
         match self {
             Dialect::Chat => chat::decode(body),
+            Dialect::Responses => responses::decode(body),
         }
     }
 
@@ -56,26 +60,29 @@ impl Dialect {
     pub fn id_prefix(self) -> &'static str {
         match self {
             Dialect::Chat => "chatcmpl-",
+            Dialect::Responses => "resp_",
         }
     }
 
     /// A non-streaming answer's body.
-    pub fn reply(self, ids: &ReplyIds, answer: &crate::core::ensemble::Answer) -> Vec<u8> {
+    pub fn reply(self, ids: &ReplyIds, req: &crate::core::request::Request, answer: &crate::core::ensemble::Answer) -> Vec<u8> {
         match self {
             Dialect::Chat => chat::reply(ids, answer),
+            Dialect::Responses => responses::reply(ids, req, answer),
         }
     }
 
     pub fn encoder(self, ids: &ReplyIds, req: &crate::core::request::Request) -> Box<dyn Encoder> {
         match self {
             Dialect::Chat => Box::new(chat::ChatStream::new(ids, req.include_usage)),
+            Dialect::Responses => Box::new(responses::ResponsesStream::new(ids, req)),
         }
     }
 
     /// An error before any of the reply left: status and body.
     pub fn error(self, e: &N1Error) -> (u16, Vec<u8>) {
         match self {
-            Dialect::Chat => (e.status(), e.openai_json().into_bytes()),
+            Dialect::Chat | Dialect::Responses => (e.status(), e.openai_json().into_bytes()),
         }
     }
 }

@@ -105,7 +105,7 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
         user: take("user").and_then(into_string),
         extra: body,
     };
-    Ok(Request { model, messages, params, stream, include_usage, progress, ignored_tools: Vec::new() })
+    Ok(Request { model, messages, params, stream, include_usage, progress, ..Request::default() })
 }
 
 /// The body as JSON: parsed from `str` (one serde_json reader in the build).
@@ -171,7 +171,7 @@ fn check_fields(body: &Map<String, Value>) -> Result<(), N1Error> {
     Ok(())
 }
 
-fn decode_messages(messages: Option<Value>) -> Result<Vec<Message>, N1Error> {
+pub fn decode_messages(messages: Option<Value>) -> Result<Vec<Message>, N1Error> {
     let messages = match messages {
         None => return Err(N1Error::invalid("`messages` is required.", Some("messages"))),
         Some(Value::Array(a)) => a,

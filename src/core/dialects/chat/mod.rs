@@ -5,7 +5,7 @@
 mod decode;
 mod encode;
 
-pub use decode::{decode, decode_part, decode_tool_choice};
+pub use decode::{decode, decode_messages, decode_part, decode_tool_choice, parse_json};
 pub use encode::{reply, ChatStream};
 
 #[cfg(test)]
