@@ -905,7 +905,6 @@ fn bookkeeping_events_before_a_failure_still_allow_the_fallback() {
 /// later `Finish` event), so the second model's complete answer is reported
 /// as cut short.
 #[test]
-#[ignore = "bug: a failed-early summary model's Finish event stays in the encoder and is sent with the fallback's answer"]
 fn a_failed_early_models_finish_reason_does_not_leak_into_the_fallback() {
     let fake = Fake::default()
         .stream("s1", &[data("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n"), Piece::Broken("reset")])

@@ -241,7 +241,12 @@ impl StreamState {
             self.done = true;
             return Ok(());
         }
-        let mut chunk: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        let chunk: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        self.chunk(chunk, emit)
+    }
+
+    /// One event, already parsed (Workers AI's OpenAI-shaped streams come here too).
+    pub fn chunk(&mut self, mut chunk: Value, emit: Emit) -> Result<(), StreamError> {
         if !chunk.is_object() {
             return Err(StreamError::Malformed("an event that is not a JSON object"));
         }
