@@ -1,18 +1,25 @@
 //! Property tests (the fuzzing of this project: cargo-fuzz needs a nightly
-//! toolchain these machines do not have). The request validator, the config
-//! parser, the SSE parser and the stream relay must never panic on any input,
-//! and the SSE parser must not depend on where reads split the bytes.
-//! `PROPTEST_CASES` raises the case count for a longer run.
+//! toolchain these machines do not have). The chat request decoder, the config
+//! parser, the key parser, the SSE parser and every provider's stream decoder
+//! must never panic on any input; SSE parsing and stream decoding must not
+//! depend on where reads split the bytes; whatever a decoder emits, the chat
+//! encoder writes as well-formed events; an answer can never break out of its
+//! fence in the synthesis prompt. `PROPTEST_CASES` raises the case count for a
+//! longer run.
 
-use n1::auth::parse_keys;
-use n1::config::{parse_config, ConfigOptions};
-use n1::prompt::synthesis_system_message;
-use n1::relay::Relay;
-use n1::request::{check_limits, parse_chat_request, Limits};
-use n1::response::ReplyIds;
-use n1::sse::Parser;
+use n1::core::auth::parse_keys;
+use n1::core::config::{parse_config, ConfigOptions, ModelSpec};
+use n1::core::dialects::chat::{self, ChatStream};
+use n1::core::dialects::{Encoder, ReplyIds};
+use n1::core::ensemble::prompt::synthesis_system_message;
+use n1::core::events::Event;
+use n1::core::providers::{Call, Provider};
+use n1::core::request::{Conversation, Limits};
+use n1::core::sse::Parser;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+const PROVIDERS: [Provider; 3] = [Provider::Openai, Provider::Anthropic, Provider::WorkersAi];
 
 /// Arbitrary JSON, biased toward the shapes the parsers look at.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -22,7 +29,12 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         "[a-z_]{0,12}".prop_map(Value::from),
-        prop_oneof![Just("user"), Just("assistant"), Just("system"), Just("tool"), Just("text"), Just("https://x.test/v1")].prop_map(Value::from),
+        prop_oneof![
+            Just("user"), Just("assistant"), Just("system"), Just("tool"), Just("text"), Just("https://x.test/v1"), Just("function"),
+            Just("image_url"), Just("anthropic"), Just("workers-ai"), Just("text_delta"), Just("tool_use"), Just("message_delta"),
+            Just("content_block_start"), Just("content_block_delta"), Just("input_json_delta"), Just("[DONE]"), Just("stop"),
+        ]
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         let keys = prop_oneof![
@@ -30,7 +42,12 @@ fn json_value() -> impl Strategy<Value = Value> {
             Just("type".to_owned()), Just("text".to_owned()), Just("stream".to_owned()), Just("n".to_owned()),
             Just("temperature".to_owned()), Just("ensembles".to_owned()), Just("panel".to_owned()), Just("summary".to_owned()),
             Just("endpoint".to_owned()), Just("models".to_owned()), Just("summary_model".to_owned()), Just("model_name".to_owned()),
-            Just("quorum".to_owned()), Just("min_panel".to_owned()), Just("stream_options".to_owned()), "[a-z]{1,6}",
+            Just("quorum".to_owned()), Just("min_panel".to_owned()), Just("stream_options".to_owned()), Just("tools".to_owned()),
+            Just("tool_calls".to_owned()), Just("function".to_owned()), Just("choices".to_owned()), Just("delta".to_owned()),
+            Just("finish_reason".to_owned()), Just("usage".to_owned()), Just("error".to_owned()), Just("index".to_owned()),
+            Just("response".to_owned()), Just("content_block".to_owned()), Just("partial_json".to_owned()), Just("provider".to_owned()),
+            Just("image_url".to_owned()), Just("url".to_owned()), Just("arguments".to_owned()), Just("name".to_owned()),
+            "[a-z]{1,6}",
         ];
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
@@ -39,19 +56,102 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Stream-like bytes: SSE lines of events every provider sends, of arbitrary
+/// JSON, and of junk, with every kind of line ending.
+fn stream_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let data = prop_oneof![
+        Just(r#"{"choices":[{"index":0,"delta":{"content":"Hé 🎉"},"finish_reason":null}]}"#.to_owned()),
+        Just(r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{"}}]}}]}"#.to_owned()),
+        Just(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#.to_owned()),
+        Just(r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f"}}"#.to_owned()),
+        Just(r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#.to_owned()),
+        Just(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#.to_owned()),
+        Just(r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#.to_owned()),
+        Just(r#"{"response":"tok","usage":{"prompt_tokens":1}}"#.to_owned()),
+        Just(r#"{"error":{"message":"boom"}}"#.to_owned()),
+        Just("[DONE]".to_owned()),
+        json_value().prop_map(|v| v.to_string()),
+        "[^\r\n]{0,20}",
+    ];
+    let line = prop_oneof![
+        data.prop_map(|d| format!("data: {d}")),
+        Just(": keep-alive".to_owned()),
+        Just("event: message_delta".to_owned()),
+        Just(String::new()),
+        "[^\r\n]{0,12}",
+    ];
+    let eol = prop_oneof![Just("\n"), Just("\r\n"), Just("\r"), Just("\n\n"), Just("\r\n\r\n")];
+    prop::collection::vec((line, eol), 0..12).prop_map(|lines| lines.into_iter().flat_map(|(l, e)| (l + e).into_bytes()).collect())
+}
+
+/// A decoder's whole output for these reads, as the relay drives it: events
+/// (as text) until the first error, then the error or the end's verdict.
+fn decode(p: Provider, reads: &[&[u8]]) -> (Vec<String>, String) {
+    let mut d = p.decoder();
+    let mut events = Vec::new();
+    for r in reads {
+        if let Err(e) = d.push(r, &mut |ev| events.push(format!("{ev:?}"))) {
+            return (events, format!("{e:?}"));
+        }
+    }
+    let end = d.end(&mut |ev| events.push(format!("{ev:?}")));
+    (events, format!("{end:?}"))
+}
+
+fn split_at<'a>(bytes: &'a [u8], cuts: &[prop::sample::Index]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+    points.sort_unstable();
+    let mut reads = Vec::new();
+    let mut last = 0;
+    for p in points {
+        reads.push(&bytes[last..p]);
+        last = p;
+    }
+    reads.push(&bytes[last..]);
+    reads
+}
+
+fn model(p: Provider) -> ModelSpec {
+    let m = match p {
+        Provider::Openai => json!({"endpoint": "https://x.test/v1", "model": "m", "temperature": 0.5, "max_tokens": 9, "extra_body": {"top_k": 2}}),
+        Provider::Anthropic => json!({"provider": "anthropic", "model": "c", "temperature": 1.5, "extra_body": {"thinking": {"type": "enabled"}}}),
+        Provider::WorkersAi => json!({"provider": "workers-ai", "model": "@cf/x", "max_tokens": 9}),
+    };
+    parse_config(&json!({"ensembles": {"e": {"summary": m}}}).to_string(), ConfigOptions::default()).unwrap().ensembles.remove(0).summary.remove(0)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn request_validator_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = parse_chat_request(&bytes);
+    fn request_decoder_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = chat::decode(&bytes);
     }
 
     #[test]
-    fn request_validator_never_panics_on_json(v in json_value()) {
-        if let Ok(r) = parse_chat_request(v.to_string().as_bytes()) {
-            prop_assert!(!r.messages().is_empty());
-            let _ = check_limits(&r, &Limits { max_messages: 3, max_chars: 10 });
+    fn request_decoder_never_panics_on_json(v in json_value()) {
+        if let Ok(r) = chat::decode(v.to_string().as_bytes()) {
+            prop_assert!(!r.messages.is_empty());
+            let _ = r.check_limits(&Limits { max_messages: 3, max_chars: 10 });
+            let _ = r.has_images();
+        }
+    }
+
+    /// Whatever request decodes, every provider builds a JSON object of it.
+    #[test]
+    fn every_provider_builds_a_json_body_of_any_valid_request(v in json_value(), stream in any::<bool>(), with_tools in any::<bool>()) {
+        let mut body = v;
+        if let Value::Object(o) = &mut body {
+            o.entry("messages").or_insert(json!([{"role": "user", "content": "x"}]));
+        }
+        if let Ok(r) = chat::decode(body.to_string().as_bytes()) {
+            for p in PROVIDERS {
+                let m = model(p);
+                let call = Call { model: &m, conversation: Conversation { system: Some("S"), messages: &r.messages }, params: &r.params, stream, with_tools };
+                let text = p.body(&call);
+                let parsed: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{p:?}: {e}: {text}")))?;
+                prop_assert!(parsed.is_object(), "{:?}: {}", p, text);
+            }
         }
     }
 
@@ -61,6 +161,8 @@ proptest! {
         let _ = parse_config(&text, ConfigOptions { allow_insecure_upstreams: true });
         let wrapped = json!({"ensembles": {"e": v}});
         let _ = parse_config(&wrapped.to_string(), ConfigOptions::default());
+        let legacy = json!({"models": [v.clone()], "summary_model": v});
+        let _ = parse_config(&legacy.to_string(), ConfigOptions::default());
     }
 
     #[test]
@@ -89,17 +191,11 @@ proptest! {
             let eol = endings[i % endings.len()];
             src.push_str(&format!(": comment{eol}data: {d}{eol}{eol}"));
         }
-        let bytes = src.as_bytes();
-        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
-        points.sort_unstable();
         let mut p = Parser::new();
         let mut events = Vec::new();
-        let mut last = 0;
-        for &cut in &points {
-            p.push(&bytes[last..cut], &mut events).unwrap();
-            last = cut;
+        for read in split_at(src.as_bytes(), &cuts) {
+            p.push(read, &mut events).unwrap();
         }
-        p.push(&bytes[last..], &mut events).unwrap();
         p.finish(&mut events);
         let got: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
         // A data line drops one leading space, as SSE says.
@@ -108,16 +204,96 @@ proptest! {
     }
 
     #[test]
-    fn relay_never_panics(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..80), 0..12), tail in any::<bool>()) {
-        let mut r = Relay::new(ReplyIds { id: "chatcmpl-x".into(), created: 1, model: "m".into() }, vec!["secret-key".into()]);
-        let mut out = Vec::new();
-        for c in &chunks {
-            if r.push(c, &mut out).is_err() {
-                return Ok(());
+    fn every_decoder_never_panics_on_bytes(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..80), 0..12), tail in any::<bool>()) {
+        for p in PROVIDERS {
+            let mut d = p.decoder();
+            let mut failed = false;
+            for c in &chunks {
+                if d.push(c, &mut |_| {}).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if tail && !failed {
+                let _ = d.end(&mut |_| {});
             }
         }
-        if tail {
-            let _ = r.end(&mut out);
+    }
+
+    #[test]
+    fn every_decoder_never_panics_on_json_events(events in prop::collection::vec(json_value(), 0..8)) {
+        let src: String = events.iter().map(|v| format!("data: {v}\n\n")).collect();
+        for p in PROVIDERS {
+            let _ = decode(p, &[src.as_bytes()]);
+        }
+    }
+
+    /// Where reads split a stream changes nothing a decoder emits, nor how it ends.
+    #[test]
+    fn decoding_does_not_depend_on_read_boundaries(bytes in stream_bytes(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+        for p in PROVIDERS {
+            let whole = decode(p, &[&bytes]);
+            let split = decode(p, &split_at(&bytes, &cuts));
+            prop_assert_eq!(&split, &whole, "{:?}: {:?}", p, String::from_utf8_lossy(&bytes));
+            let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+            prop_assert_eq!(&decode(p, &singles), &whole, "{:?}: one byte per read", p);
+        }
+    }
+
+    /// Whatever a decoder emits, the chat encoder writes events that parse
+    /// back: JSON chunks with our identity, the text unchanged.
+    #[test]
+    fn whatever_is_decoded_is_encoded_as_well_formed_chunks(bytes in stream_bytes()) {
+        for p in PROVIDERS {
+            let ids = ReplyIds { id: "chatcmpl-x".into(), created: 1, model: "e\"n".into() };
+            let mut enc = ChatStream::new(&ids, true);
+            let mut out = Vec::new();
+            let mut text = String::new();
+            enc.start(&mut out);
+            let mut d = p.decoder();
+            let mut emit = |ev: Event<'_>| {
+                if let Event::Text(t) = &ev {
+                    text.push_str(t);
+                }
+                enc.event(&ev, &mut out);
+            };
+            if d.push(&bytes, &mut emit).is_ok() {
+                let _ = d.end(&mut emit);
+            }
+            let mut parser = Parser::new();
+            let mut events = Vec::new();
+            parser.push(&out, &mut events).unwrap();
+            parser.finish(&mut events);
+            let mut relayed = String::new();
+            for e in &events {
+                let v: Value = serde_json::from_str(&e.data).map_err(|x| TestCaseError::fail(format!("{p:?}: {x}: {}", e.data)))?;
+                prop_assert_eq!(v["id"].as_str(), Some("chatcmpl-x"));
+                prop_assert_eq!(v["model"].as_str(), Some("e\"n"));
+                if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+                    relayed.push_str(t);
+                }
+            }
+            prop_assert_eq!(relayed, text);
+        }
+    }
+
+    /// Any text, through the encoder, comes back unchanged.
+    #[test]
+    fn any_text_round_trips_through_the_encoder(pieces in prop::collection::vec(any::<String>(), 0..6)) {
+        let ids = ReplyIds { id: "chatcmpl-x".into(), created: 1, model: "e".into() };
+        let mut enc = ChatStream::new(&ids, false);
+        let mut out = Vec::new();
+        enc.start(&mut out);
+        for t in &pieces {
+            enc.event(&Event::Text(t.as_str().into()), &mut out);
+        }
+        let mut parser = Parser::new();
+        let mut events = Vec::new();
+        parser.push(&out, &mut events).unwrap();
+        prop_assert_eq!(events.len(), 1 + pieces.len());
+        for (e, t) in events[1..].iter().zip(&pieces) {
+            let v: Value = serde_json::from_str(&e.data).unwrap();
+            prop_assert_eq!(v["choices"][0]["delta"]["content"].as_str(), Some(t.as_str()));
         }
     }
 
@@ -128,6 +304,16 @@ proptest! {
         let baseline = synthesis_system_message(None, &[], usize::MAX);
         let count = |t: &str, pat: &str| t.to_ascii_lowercase().matches(pat).count();
         prop_assert_eq!(count(&s, "<answer"), count(&baseline, "<answer") + answers.len());
+        prop_assert_eq!(count(&s, "</answer"), count(&baseline, "</answer") + answers.len());
+    }
+
+    /// Cut answers cannot break out of their fence either.
+    #[test]
+    fn a_cut_answer_stays_fenced(answers in prop::collection::vec("(.{0,10}<\\/?answer.{0,10}){1,4}", 1..4), max in 100usize..140) {
+        let refs: Vec<&str> = answers.iter().map(String::as_str).collect();
+        let s = synthesis_system_message(None, &refs, max);
+        let baseline = synthesis_system_message(None, &[], max);
+        let count = |t: &str, pat: &str| t.to_ascii_lowercase().matches(pat).count();
         prop_assert_eq!(count(&s, "</answer"), count(&baseline, "</answer") + answers.len());
     }
 }

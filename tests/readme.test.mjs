@@ -33,6 +33,9 @@ const RUN = quickStart.split("\n").find((l) => l.startsWith("npm run dev"));
 const CURL = one(fenced("sh").filter((b) => b.includes("curl ")), "block of curl examples");
 const JS = one(fenced("js").filter((b) => b.includes("chat.completions")), "JavaScript example of chat completions");
 const PY = one(fenced("python").filter((b) => b.includes("chat.completions")), "Python example of chat completions");
+const JS_RESPONSES = one(fenced("js").filter((b) => b.includes("responses.create")), "JavaScript example of the Responses API");
+const PY_RESPONSES = one(fenced("python").filter((b) => b.includes("responses.create")), "Python example of the Responses API");
+const CODEX = one(fenced("toml").filter((b) => b.includes("wire_api")), "Codex CLI configuration");
 const KV_PUT = one([...README.matchAll(/`(npx wrangler kv key put [^`]*--local)`/g)].map((m) => m[1]), "local KV command");
 
 let mock, project, dev;
@@ -112,6 +115,45 @@ test("the Python example (openai package, in the tools' virtualenv)", async () =
   assert.ok(fs.existsSync(python), `${python} is missing: scripts/setup.sh --tests installs it`);
   const out = await run(`"${python}" readme_example.py`, { "readme_example.py": PY });
   assert.equal(out.trim(), ANSWER);
+});
+
+test("the Responses API examples (openai package, JavaScript and Python): the answer, then the streamed answer", async () => {
+  mock.reset();
+  mock.set("council-s", { text: ANSWER });
+  const out = await run("node readme-responses.mjs", { "readme-responses.mjs": JS_RESPONSES });
+  assert.ok(out.startsWith(`${ANSWER} 45 council`), out);
+  assert.ok(out.trimEnd().endsWith(`${ANSWER} completed`), out);
+  const s = mock.requestsFor("council-s")[0].body;
+  assert.deepEqual(s.messages.slice(1), [{ role: "system", content: "Be brief." }, { role: "user", content: "Why is the sky blue?" }]);
+  const py = await run(`"${venvPython()}" readme_responses.py`, { "readme_responses.py": PY_RESPONSES });
+  assert.equal(py.trim(), ANSWER);
+});
+
+test("the Codex CLI configuration: a Responses provider at the worker's /v1, and a Codex-shaped request to that base URL answers", async () => {
+  const get = (k) => CODEX.match(new RegExp(`^${k} = "([^"]*)"`, "m"))?.[1];
+  assert.equal(get("wire_api"), "responses");
+  assert.equal(get("model_provider"), "n1");
+  assert.match(get("base_url"), /\/v1$/);
+  // The same request to the local worker, as Codex would make it with this provider.
+  const base = get("base_url").replace(/^https:\/\/[^/]+/, `http://127.0.0.1:${PORT}`);
+  mock.reset();
+  mock.set("council-s", { text: ANSWER });
+  const r = await fetch(`${base}/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer unused" },
+    body: JSON.stringify({
+      model: get("model"),
+      instructions: "You are Codex.",
+      input: [{ type: "message", role: "user", content: [{ type: "input_text", text: "hi" }] }],
+      tools: [{ type: "function", name: "shell", parameters: { type: "object" } }, { type: "web_search", external_web_access: false }],
+      stream: true,
+      store: false,
+    }),
+  });
+  const { events } = parseSse(await r.text());
+  const done = events.find((e) => e.type === "response.completed");
+  assert.equal(done.response.output[0].content[0].text, ANSWER);
+  assert.deepEqual(done.response.n1.ignored_tools, ["web_search"]);
 });
 
 test("the local KV command: the config put into local KV is served by the running `npm run dev`", async () => {

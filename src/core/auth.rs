@@ -1,18 +1,16 @@
 //! Client access keys: parsing `N1_API_KEYS`, finding the caller's key in
 //! constant time, and which ensembles it may use.
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::core::error::N1Error;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientKey {
     pub key: String,
     /// Shown in logs and used for rate limiting; never the key itself.
-    #[serde(default)]
     pub name: Option<String>,
     /// Ensembles this key may use; absent: all.
-    #[serde(default)]
     pub ensembles: Option<Vec<String>>,
 }
 
@@ -44,22 +42,32 @@ impl Principal {
 pub fn parse_keys(text: &str) -> Result<Vec<ClientKey>, String> {
     let t = text.trim();
     let keys: Vec<ClientKey> = if t.starts_with('[') {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Entry {
-            Plain(String),
-            Full(ClientKey),
-        }
-        let entries: Vec<Entry> = serde_json::from_str(t).map_err(|_| {
-            "N1_API_KEYS is not a valid JSON array of keys or {\"key\", \"name\", \"ensembles\"} objects".to_owned()
-        })?;
+        // Never quotes the text: it holds keys.
+        let invalid = || "N1_API_KEYS is not a valid JSON array of keys or {\"key\", \"name\", \"ensembles\"} objects".to_owned();
+        let entries = match serde_json::from_str::<Value>(t) {
+            Ok(Value::Array(entries)) => entries,
+            _ => return Err(invalid()),
+        };
+        let strings = |v: &Value| v.as_array().and_then(|a| a.iter().map(|e| e.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>());
         entries
             .into_iter()
             .map(|e| match e {
-                Entry::Plain(key) => ClientKey { key, name: None, ensembles: None },
-                Entry::Full(k) => k,
+                Value::String(key) => Some(ClientKey { key, name: None, ensembles: None }),
+                Value::Object(o) => Some(ClientKey {
+                    key: o.get("key")?.as_str()?.to_owned(),
+                    name: match o.get("name") {
+                        None | Some(Value::Null) => None,
+                        Some(n) => Some(n.as_str()?.to_owned()),
+                    },
+                    ensembles: match o.get("ensembles") {
+                        None | Some(Value::Null) => None,
+                        Some(list) => Some(strings(list)?),
+                    },
+                }),
+                _ => None,
             })
-            .collect()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(invalid)?
     } else {
         t.split([',', '\n', ' ', '\t', '\r'])
             .filter(|k| !k.is_empty())

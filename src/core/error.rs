@@ -196,7 +196,7 @@ impl N1Error {
                 format!("The model `{m}` does not exist: it names no ensemble. GET /v1/models lists the ensembles.")
             }
             N1Error::NotFound(p) => format!(
-                "Unknown path `{p}`. This endpoint serves POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /v1/models/{{id}}."
+                "Unknown path `{p}`. This endpoint serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /v1/models/{{id}}."
             ),
             N1Error::MethodNotAllowed { method, allowed } => format!("Method {method} is not allowed here; use {allowed}."),
             N1Error::ConfigMissing => "N-1 is not configured: put the configuration JSON in the KV namespace bound as CONFIG (key `config`) or in the N1_CONFIG variable/secret (locally: .dev.vars). Without either, the built-in Workers AI ensemble is used, which needs the AI binding (deployed workers have it; `npm run dev` offers it only with `N1_DEV_AI=1` and a Cloudflare login). See the README, section Configuration.".into(),

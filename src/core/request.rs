@@ -25,6 +25,12 @@ pub struct Request {
     /// Tools the client offered that N-1 cannot run (hosted tools such as web
     /// search): dropped, and named in `n1.ignored_tools`.
     pub ignored_tools: Vec<String>,
+    /// A stored conversation this one continues (the Responses API's `previous_response_id`).
+    pub previous: Option<String>,
+    /// Store this exchange, so a later request can continue it.
+    pub store: bool,
+    /// Fields of the client's request its dialect echoes in its reply.
+    pub echo: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,11 +37,8 @@ impl Secrets {
     pub fn summarize_error(&self, body: &str) -> String {
         let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
         let message = parsed.as_ref().and_then(|v| {
-            v.pointer("/error/message")
-                .or_else(|| v.get("error"))
-                .or_else(|| v.get("message"))
-                .or_else(|| v.get("detail"))
-                .and_then(serde_json::Value::as_str)
+            let text = |p: &str| v.pointer(p).and_then(serde_json::Value::as_str);
+            text("/error/message").or_else(|| text("/error")).or_else(|| text("/message")).or_else(|| text("/detail"))
         });
         match message {
             Some(m) => self.scrub(m),

@@ -20,3 +20,10 @@ fn scrub_joins_lines_and_ignores_tiny_values() {
     let s = Secrets::new(["ab".to_owned(), "key-1234".to_owned()]);
     assert_eq!(s.scrub("line one\n  line two key-1234 ab"), "line one line two [redacted] ab");
 }
+
+#[test]
+fn the_reason_comes_from_the_first_field_that_is_text() {
+    let s = Secrets::default();
+    assert_eq!(s.summarize_error(r#"{"error":{"type":"x"},"message":"Try later"}"#), "Try later");
+    assert_eq!(s.summarize_error(r#"{"error":null,"detail":"Not Found"}"#), "Not Found");
+}

@@ -1,7 +1,7 @@
 //! Edge: who may call. Browser origins (CORS), client keys, rate limits; all
 //! decided before any upstream call is made.
 
-use worker::{web_sys::Request, Env, Response};
+use worker::{js_sys, web_sys::Request, Env, Response};
 
 use super::env;
 use crate::core::auth::{self, AuthSetup, Principal};
@@ -64,16 +64,26 @@ pub fn authenticate(req: &Request, env: &Env, config: &Result<std::rc::Rc<Config
 }
 
 /// Per key, or per client IP for anonymous callers, with the `RATE_LIMITER`
-/// binding when it is configured.
+/// binding when it is configured (called directly: workers-rs' wrapper
+/// converts through serde-wasm-bindgen, more Wasm than this one call needs).
 pub async fn rate_limit(req: &Request, env: &Env, who: &Principal) -> Result<(), N1Error> {
-    let Ok(limiter) = env.rate_limiter("RATE_LIMITER") else { return Ok(()) };
+    use wasm_bindgen::JsCast;
+    let Some(limiter) = js_sys::Reflect::get(env, &"RATE_LIMITER".into()).ok().filter(|v| v.is_object()) else { return Ok(()) };
     let key = if who.anonymous {
         format!("ip:{}", header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into()))
     } else {
         who.label.clone()
     };
-    match limiter.limit(key).await {
-        Ok(outcome) if !outcome.success => Err(N1Error::RateLimited(RATE_PERIOD_S)),
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"key".into(), &key.into());
+    let call = js_sys::Reflect::get(&limiter, &"limit".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call1(&limiter, &options).ok())
+        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
+    let Some(promise) = call else { return Ok(()) };
+    match wasm_bindgen_futures::JsFuture::from(promise).await {
+        Ok(outcome) if js_sys::Reflect::get(&outcome, &"success".into()).is_ok_and(|s| s.is_falsy()) => Err(N1Error::RateLimited(RATE_PERIOD_S)),
         // A limiter fault must not take the endpoint down.
         _ => Ok(()),
     }

@@ -56,10 +56,8 @@ pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
 }
 
 async fn read_raw(env: &Env) -> Result<Option<String>, N1Error> {
-    if let Ok(kv) = env.kv("CONFIG") {
-        let v = kv
-            .get("config")
-            .text()
+    if let Some(ns) = super::kv::namespace(env, "CONFIG") {
+        let v = super::kv::get(&ns, "config")
             .await
             .map_err(|_| N1Error::Internal("reading the CONFIG KV namespace failed".into()))?;
         if let Some(v) = v.filter(|v| !v.trim().is_empty()) {

@@ -11,8 +11,10 @@ mod body;
 mod env;
 mod fetch;
 mod http;
+mod kv;
 mod models;
 mod serve;
+mod store;
 
 use worker::{console_log, event, js_sys, web_sys::Request, Context, Env, Response, Result};
 
@@ -113,6 +115,7 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
     let route = path.strip_prefix("/v1").unwrap_or(path);
     let (found, allowed) = match route {
         "/chat/completions" => (Route::Serve(Dialect::Chat), "POST"),
+        "/responses" => (Route::Serve(Dialect::Responses), "POST"),
         "/models" => (Route::Models, "GET"),
         "/messages" => (Route::Serve(Dialect::Messages), "POST"),
         "/messages/count_tokens" => (Route::CountTokens, "POST"),
@@ -130,10 +133,7 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
 async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
     let route = route_of(path, method)?;
     // Who is calling comes before any config detail or upstream call.
-    let config = {
-        let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(env::config(env));
-        f.await
-    };
+    let config = env::config(env).await;
     let who = access::authenticate(&req, env, &config)?;
     who_label.clone_from(&who.label);
     let config = config?;
@@ -142,9 +142,6 @@ async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context,
         Route::CountTokens => serve::count_tokens(req, env, &config, &who).await,
         Route::Models => Ok(models::list(&config, &who)),
         Route::Model(id) => models::retrieve(&config, &who, &String::from_utf8_lossy(&crate::core::url::percent_decode(id))),
-        Route::Serve(dialect) => {
-            let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(serve::handle(dialect, req, env, ctx, config, &who));
-            f.await
-        }
+        Route::Serve(dialect) => serve::handle(dialect, req, env, ctx, config, &who).await,
     }
 }

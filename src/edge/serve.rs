@@ -11,6 +11,7 @@ use super::body::{self, WriterSink};
 use super::env::{self, Keys};
 use super::fetch::FetchRuntime;
 use super::http;
+use super::store;
 use crate::core::auth::Principal;
 use crate::core::config::Config;
 use crate::core::dialects::{messages, Dialect, ReplyIds};
@@ -20,6 +21,13 @@ use crate::core::error::N1Error;
 pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, config: Rc<Config>, who: &Principal) -> Result<Response, N1Error> {
     let bytes = body::read(&req, env::max_body_bytes(env)).await?;
     let mut request = dialect.decode(&bytes)?;
+    // A continued conversation: the stored one goes after this request's
+    // instructions, in front of its new input.
+    let own_input = request.echo.contains_key("instructions") as usize;
+    if let Some(previous) = request.previous.clone() {
+        let history = store::load(env, &previous, &who.label).await?;
+        request.messages.splice(own_input..own_input, history);
+    }
     request.check_limits(&env::limits(env))?;
     // Progress events may also be asked for with a header, for clients that cannot add body fields.
     if header(&req, "x-n1-progress").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
@@ -37,9 +45,11 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
     let ids = ReplyIds { id: http::random_id(dialect.id_prefix()), created: (js_sys::Date::now() / 1000.0) as u64, model: ens.name.clone() };
 
     if !request.stream {
-        let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>> = Box::pin(ensemble::complete(&rt, &lineup, &request));
-        let answer = f.await?;
-        let resp = http::json(200, dialect.reply(&ids, &answer));
+        let answer = ensemble::complete(&rt, &lineup, &request).await?;
+        if request.store {
+            store::save(env, &ids.id, &who.label, request.messages[own_input..].to_vec(), &answer.completion).await;
+        }
+        let resp = http::json(200, dialect.reply(&ids, &request, &answer));
         let h = resp.headers();
         let _ = h.set("x-n1-ensemble", &ens.name);
         let _ = h.set("x-n1-panel", &format!("{}/{}", answer.meta.panel_ok, answer.meta.panel_total));
@@ -66,6 +76,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         .map_err(|_| N1Error::Internal("could not build headers".into()))?
         .stream(readable);
     let name = ens.name.clone();
+    let (env, owner) = (env.clone(), who.label.clone());
     ctx.wait_until(async move {
         if test_panic {
             panic!("test hook: deliberate panic mid-stream");
@@ -75,7 +86,13 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         let mut enc = dialect.encoder(&ids, &request);
         let mut sink = WriterSink { writer };
         let progress = request.progress || lineup.ens.policy.progress;
-        ensemble::stream(&rt, &lineup, &request, &mut Out::new(enc.as_mut(), &mut sink, progress)).await;
+        let mut out = Out::new(enc.as_mut(), &mut sink, progress);
+        out.answer = request.store.then(Default::default);
+        ensemble::stream(&rt, &lineup, &request, &mut out).await;
+        // Stored before the stream closes: a client that read it to its end can continue it.
+        if let (true, Some(answer)) = (out.finished, out.answer.take()) {
+            store::save(&env, &ids.id, &owner, request.messages.split_off(own_input), &answer).await;
+        }
         let _ = wasm_bindgen_futures::JsFuture::from(sink.writer.close()).await;
     });
     Ok(resp)

@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod messages;
+pub mod responses;
 
 use crate::core::ensemble::report::{N1Meta, Progress};
 use crate::core::error::N1Error;
@@ -46,6 +47,8 @@ pub enum Dialect {
     Messages,
     /// OpenAI Chat Completions.
     Chat,
+    /// The OpenAI Responses API.
+    Responses,
 }
 
 impl Dialect {
@@ -53,6 +56,7 @@ impl Dialect {
         match self {
             Dialect::Messages => messages::decode(body),
             Dialect::Chat => chat::decode(body),
+            Dialect::Responses => responses::decode(body),
         }
     }
 
@@ -61,14 +65,16 @@ impl Dialect {
         match self {
             Dialect::Messages => "msg_",
             Dialect::Chat => "chatcmpl-",
+            Dialect::Responses => "resp_",
         }
     }
 
     /// A non-streaming answer's body.
-    pub fn reply(self, ids: &ReplyIds, answer: &crate::core::ensemble::Answer) -> Vec<u8> {
+    pub fn reply(self, ids: &ReplyIds, req: &crate::core::request::Request, answer: &crate::core::ensemble::Answer) -> Vec<u8> {
         match self {
             Dialect::Messages => messages::reply(ids, answer),
             Dialect::Chat => chat::reply(ids, answer),
+            Dialect::Responses => responses::reply(ids, req, answer),
         }
     }
 
@@ -76,14 +82,15 @@ impl Dialect {
         match self {
             Dialect::Messages => Box::new(messages::MessagesStream::new(ids)),
             Dialect::Chat => Box::new(chat::ChatStream::new(ids, req.include_usage)),
+            Dialect::Responses => Box::new(responses::ResponsesStream::new(ids, req)),
         }
     }
 
     /// An error before any of the reply left: status and body.
     pub fn error(self, e: &N1Error) -> (u16, Vec<u8>) {
         match self {
-            Dialect::Chat => (e.status(), e.openai_json().into_bytes()),
             Dialect::Messages => (e.status(), e.anthropic_json().into_bytes()),
+            Dialect::Chat | Dialect::Responses => (e.status(), e.openai_json().into_bytes()),
         }
     }
 }

@@ -71,15 +71,22 @@ pub struct Out<'a> {
     pub enc: &'a mut dyn Encoder,
     pub sink: &'a mut dyn Sink,
     pub progress: bool,
+    /// When set, the answer is also collected here (to store it afterwards).
+    pub answer: Option<Completion>,
+    /// The stream ended well (`finish`), not with an error.
+    pub finished: bool,
     buf: Vec<u8>,
 }
 
 impl<'a> Out<'a> {
     pub fn new(enc: &'a mut dyn Encoder, sink: &'a mut dyn Sink, progress: bool) -> Self {
-        Out { enc, sink, progress, buf: Vec::new() }
+        Out { enc, sink, progress, answer: None, finished: false, buf: Vec::new() }
     }
 
     pub fn event(&mut self, ev: &Event<'_>) {
+        if let Some(a) = &mut self.answer {
+            a.collect(ev.clone());
+        }
         self.enc.event(ev, &mut self.buf);
     }
 
@@ -92,6 +99,7 @@ impl<'a> Out<'a> {
 
     /// The end of a good stream: the dialect's closing events with `n1` and the usage.
     pub fn finish(&mut self, meta: &N1Meta, usage: &Usage) {
+        self.finished = true;
         self.enc.finish(meta, usage, &mut self.buf);
     }
 

@@ -74,7 +74,7 @@ where
 /// HTTP dates are converted by the caller, who has a clock.
 pub fn parse_retry_after(seconds: Option<&str>, millis: Option<&str>) -> Option<u64> {
     // Parsed as JSON numbers: serde_json's float parser is in the build anyway.
-    let number = |v: &str| serde_json::from_str::<f64>(v.trim()).ok().filter(|v| v.is_finite() && *v >= 0.0);
+    let number = |v: &str| serde_json::from_str::<serde_json::Value>(v.trim()).ok()?.as_f64().filter(|v| v.is_finite() && *v >= 0.0);
     if let Some(ms) = millis.and_then(number) {
         return Some(ms as u64);
     }

@@ -176,6 +176,9 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
     };
     let mut decoder = model.provider.decoder();
     let mut usage = None;
+    // Held until the stream ended well: a model that fails after its finish
+    // reason must not leave it to the fallback that answers instead.
+    let mut finish = None;
     let mut sent = false;
     let idle_ms = model.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     // The idle timer is re-armed when it fires, for what is left of the idle
@@ -204,6 +207,7 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
         };
         let mut emit = |ev: Event<'_>| match ev {
             Event::Usage(u) => usage = Some(u),
+            Event::Finish(f) => finish = Some(f),
             ev => {
                 sent |= ev.is_content();
                 out.event(&ev);
@@ -227,7 +231,12 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
     };
     out.flush().await?;
     let fault = match result {
-        Ok(()) => return Ok(Relayed::Done(usage)),
+        Ok(()) => {
+            if let Some(f) = finish {
+                out.event(&Event::Finish(f));
+            }
+            return Ok(Relayed::Done(usage));
+        }
         Err(f) => f,
     };
     rt.abort_in_flight();

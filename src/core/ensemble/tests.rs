@@ -675,6 +675,25 @@ fn an_anthropic_summary_behind_an_openai_panel() {
 }
 
 #[test]
+fn tools_the_ensemble_cannot_run_are_named_in_n1() {
+    let fake = Fake::default();
+    let mut req = request(false);
+    req.ignored_tools = vec!["web_search".into()];
+    let answer = complete_with(&fake, &ensemble(&["a"], &["s"]), &req).unwrap();
+    assert_eq!(answer.meta.ignored_tools, ["web_search"]);
+    assert_eq!(body_of(&answer)["n1"]["ignored_tools"], json!(["web_search"]));
+    // On a stream too, and on the best panel answer.
+    let fake = Fake::default();
+    let ens = ensemble_with(&["a"], &["s"], json!({"on_summary_failure": "best_panel_answer"}));
+    let mut sink = VecSink::new();
+    req.stream = true;
+    stream_with(&fake, &ens, &req, &mut sink, false);
+    assert_eq!(sink.finish_chunk()["n1"]["ignored_tools"], json!(["web_search"]));
+    // None: no field.
+    assert!(body_of(&run(&Fake::default(), &ensemble(&["a"], &["s"])).unwrap())["n1"].get("ignored_tools").is_none());
+}
+
+#[test]
 fn the_panel_phase_arms_one_timer_not_one_per_answer() {
     let names = ["a", "b", "c", "d", "e", "f"];
     let mut fake = Fake::default();
@@ -861,6 +880,43 @@ fn summary_stream_failing_before_its_first_token_falls_back() {
 }
 
 #[test]
+fn bookkeeping_events_before_a_failure_still_allow_the_fallback() {
+    // A role chunk, usage and a finish reason are no part of the answer: a
+    // model that sent only those and then broke hands over to the next one.
+    let s1 = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n\
+              data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":0}}\n\n\
+              data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+    let fake = Fake::default().stream("s1", &[data(s1), Piece::Broken("reset")]).stream("s2", &[data(GOOD_STREAM)]);
+    let sink = run_stream(&fake, &ensemble(&["a"], &["s1", "s2"]));
+    assert!(sink.json().iter().all(|v| v.get("error").is_none()), "{}", sink.text());
+    assert_eq!(sink.content(), "4");
+    let fin = sink.finish_chunk();
+    assert_eq!(fin["n1"]["summary"]["model"], "s2");
+    assert_eq!(fin["n1"]["summary"]["failed"][0]["model"], "s1");
+    // The usage of the answer that went out: panel 15 + s2's 2.
+    let usage = sink.json().into_iter().find(|v| v.get("usage").is_some()).unwrap();
+    assert_eq!(usage["usage"]["total_tokens"], 17);
+}
+
+/// A summary model that ends with `finish_reason: "length"` and no content
+/// (a reasoning model that spent its budget thinking), then breaks before
+/// `[DONE]`, hands over to the next model; the encoder keeps the first
+/// model's finish reason (`ChatStream::finish` is only ever overwritten by a
+/// later `Finish` event), so the second model's complete answer is reported
+/// as cut short.
+#[test]
+fn a_failed_early_models_finish_reason_does_not_leak_into_the_fallback() {
+    let fake = Fake::default()
+        .stream("s1", &[data("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n"), Piece::Broken("reset")])
+        .stream("s2", &[data(CONTENT_ONLY), data("data: [DONE]\n\n")]);
+    let sink = run_stream(&fake, &ensemble(&["a"], &["s1", "s2"]));
+    assert_eq!(sink.content(), "4");
+    let fin = sink.finish_chunk();
+    assert_eq!(fin["n1"]["summary"]["model"], "s2");
+    assert_eq!(fin["choices"][0]["finish_reason"], "stop", "{fin}");
+}
+
+#[test]
 fn a_broken_connection_before_the_first_token_falls_back() {
     let fake = Fake::default().stream("s1", &[Piece::Broken("reset by peer")]).stream("s2", &[data(GOOD_STREAM)]);
     let sink = run_stream(&fake, &ensemble(&["a"], &["s1", "s2"]));
@@ -908,6 +964,24 @@ fn an_upstream_error_before_the_first_token_falls_back_with_a_scrubbed_reason() 
     let reason = fin["n1"]["summary"]["failed"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("quota for [redacted] exceeded"), "{reason}");
     assert_eq!(sink.content(), "4");
+}
+
+#[test]
+fn secrets_are_scrubbed_from_broken_connections() {
+    // Before the first token: the reason in `n1`.
+    let mut fake = Fake::default().stream("s1", &[Piece::Broken("proxy refused key sk-live-SECRET-3")]).stream("s2", &[data(GOOD_STREAM)]);
+    fake.secrets = Secrets::new(["sk-live-SECRET-3".to_owned()]);
+    let sink = run_stream(&fake, &ensemble(&["a"], &["s1", "s2"]));
+    assert!(!sink.text().contains("SECRET"), "{}", sink.text());
+    assert!(sink.finish_chunk()["n1"]["summary"]["failed"][0]["reason"].as_str().unwrap().contains("proxy refused key [redacted]"));
+    // After it: the error event.
+    let mut fake = Fake::default().stream("s", &[data(CONTENT_ONLY), Piece::Broken("proxy refused key sk-live-SECRET-3")]);
+    fake.secrets = Secrets::new(["sk-live-SECRET-3".to_owned()]);
+    let sink = run_stream(&fake, &ensemble(&["a"], &["s"]));
+    assert!(!sink.text().contains("SECRET"), "{}", sink.text());
+    let ev = sink.events();
+    let err: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains("proxy refused key [redacted]"), "{err}");
 }
 
 #[test]
@@ -1033,9 +1107,31 @@ fn keep_alives_while_a_slow_panel_thinks() {
     let ens = ensemble_of(vec![a], vec![model("s")], json!({"keep_alive_ms": 5000}));
     let sink = run_stream(&fake, &ens);
     let text = sink.text();
-    assert_eq!(text.matches(": keep-alive").count(), 2, "{text}");
+    // One every quarter of keep_alive_ms (1250 ms) while the panel works: 9 in 12 s.
+    assert_eq!(text.matches(": keep-alive").count(), 9, "{text}");
     assert!(text.ends_with("data: [DONE]\n\n"));
     assert_eq!(sink.content(), "4");
+    // None once the summary streams.
+    let after_panel = text.find("\"content\":\"4\"").unwrap();
+    assert!(!text[after_panel..].contains("keep-alive"));
+    // One timer, re-armed when it fires: the first and one per keep-alive (the
+    // relay's idle timer never ran: the summary's reads came at once).
+    assert_eq!(fake.sleeps.borrow().len(), 1 + 9, "{:?}", fake.sleeps.borrow());
+}
+
+#[test]
+fn a_streamed_panel_arms_one_timer_not_one_per_answer() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut fake = Fake::default().stream("s", &[data(GOOD_STREAM)]);
+    for (i, n) in names.iter().enumerate() {
+        fake = fake.script(n, &[Step::Slow(10.0 * (i + 1) as f64)]);
+    }
+    let mut sink = VecSink::new();
+    stream_with(&fake, &ensemble(&names, &["s"]), &request(true), &mut sink, true);
+    assert_eq!(sink.content(), "4");
+    // The panel's one timer (a quarter of keep_alive_ms, never reached): six
+    // answers re-armed nothing.
+    assert_eq!(*fake.sleeps.borrow(), [750]);
 }
 
 #[test]
@@ -1049,7 +1145,8 @@ fn client_leaving_aborts_upstream_calls() {
     stream_with(&fake, &ens, &request(true), &mut sink, false);
     assert_eq!(fake.aborts.get(), 1);
     assert!(!fake.called("s"));
-    assert!(fake.now() < 6000.0, "stopped at the first keep-alive: {}", fake.now());
+    // Noticed at the first keep-alive, a quarter of keep_alive_ms in.
+    assert!(fake.now() < 2000.0, "stopped at the first keep-alive: {}", fake.now());
     assert_eq!(sink.events().len(), 1);
 }
 

@@ -135,9 +135,11 @@ pub fn body(call: &Call) -> String {
         return text;
     }
     // The model's extra_body wins (e.g. `thinking`, `top_k`, a larger `max_tokens`).
-    let mut map: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap_or_default();
-    map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Value::Object(map).to_string()
+    let mut body: Value = serde_json::from_str(&text).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    body.to_string()
 }
 
 fn assistant_blocks(m: &Message) -> Vec<Block<'_>> {

@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::Call;
@@ -212,60 +211,21 @@ fn tool_call(c: &Value) -> Option<ToolCall> {
 
 // ---- streams
 
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow, default)]
-    choices: Option<Vec<ChunkChoice<'a>>>,
-    usage: Option<Value>,
-    /// Some providers send `"error": null` on every chunk: only a value is an error.
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice<'a> {
-    #[serde(borrow)]
-    delta: Option<Delta<'a>>,
-    #[serde(borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reasoning: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallDelta<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta<'a> {
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    arguments: Option<Cow<'a, str>>,
-}
-
 /// An OpenAI chunk stream: complete once it sent `finish_reason` or `[DONE]`.
+/// Each event is read as a JSON value, its strings moved (not copied) into the
+/// events: no serde derives, which cost far more Wasm than they save time.
 #[derive(Default)]
 pub struct StreamState {
     finished: bool,
     done: bool,
+}
+
+/// A string member, moved out.
+fn take_str(v: &mut Value, k: &str) -> Option<Cow<'static, str>> {
+    match v.get_mut(k).map(Value::take) {
+        Some(Value::String(s)) if !s.is_empty() => Some(Cow::Owned(s)),
+        _ => None,
+    }
 }
 
 impl StreamState {
@@ -281,42 +241,51 @@ impl StreamState {
             self.done = true;
             return Ok(());
         }
-        let chunk: Chunk = match serde_json::from_str(data) {
-            Ok(c) => c,
-            Err(_) if data.trim_start().starts_with('{') => return Err(StreamError::Malformed("an event that is not JSON")),
-            Err(_) => return Err(StreamError::Malformed("an event that is not a JSON object")),
-        };
-        if let Some(e) = chunk.error.as_ref().filter(|e| !e.is_null()) {
-            return Err(StreamError::Upstream(serde_json::json!({ "error": e }).to_string()));
-        }
-        self.chunk(chunk, emit);
-        Ok(())
+        let chunk: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        self.chunk(chunk, emit)
     }
 
-    fn chunk(&mut self, chunk: Chunk<'_>, emit: Emit) {
-        if let Some(u) = chunk.usage.as_ref().and_then(Usage::from_json) {
+    /// One event, already parsed (Workers AI's OpenAI-shaped streams come here too).
+    pub fn chunk(&mut self, mut chunk: Value, emit: Emit) -> Result<(), StreamError> {
+        if !chunk.is_object() {
+            return Err(StreamError::Malformed("an event that is not a JSON object"));
+        }
+        // Some providers send `"error": null` on every chunk: only a value is an error.
+        if let Some(e) = chunk.get("error").filter(|e| !e.is_null()) {
+            return Err(StreamError::Upstream(serde_json::json!({ "error": e }).to_string()));
+        }
+        if let Some(u) = chunk.get("usage").and_then(Usage::from_json) {
             emit(Event::Usage(u));
         }
         // One answer: the first choice (N-1 never asks for more).
-        let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) else { return };
-        if let Some(d) = choice.delta {
-            if let Some(r) = d.reasoning_content.filter(|r| !r.is_empty()) {
+        let Some(choice) = chunk.get_mut("choices").and_then(|c| c.get_mut(0)) else { return Ok(()) };
+        if let Some(d) = choice.get_mut("delta").filter(|d| d.is_object()) {
+            if let Some(r) = take_str(d, "reasoning_content") {
                 emit(Event::Reasoning(ReasoningField::ReasoningContent, r));
             }
-            if let Some(r) = d.reasoning.filter(|r| !r.is_empty()) {
+            if let Some(r) = take_str(d, "reasoning") {
                 emit(Event::Reasoning(ReasoningField::Reasoning, r));
             }
-            if let Some(t) = d.content.or(d.refusal).filter(|t| !t.is_empty()) {
+            if let Some(t) = take_str(d, "content").or_else(|| take_str(d, "refusal")) {
                 emit(Event::Text(t));
             }
-            for c in d.tool_calls.unwrap_or_default() {
-                let (name, arguments) = c.function.map_or((None, None), |f| (f.name, f.arguments));
-                emit(Event::ToolCall { index: c.index, id: c.id, name, arguments: arguments.unwrap_or_default() });
+            if let Some(Value::Array(calls)) = d.get_mut("tool_calls").map(Value::take) {
+                for mut c in calls {
+                    let index = c.get("index").and_then(Value::as_u64).unwrap_or(0) as u32;
+                    let id = take_str(&mut c, "id");
+                    let f = c.get_mut("function");
+                    let (name, arguments) = match f {
+                        Some(f) => (take_str(f, "name"), take_str(f, "arguments")),
+                        None => (None, None),
+                    };
+                    emit(Event::ToolCall { index, id, name, arguments: arguments.unwrap_or_default() });
+                }
             }
         }
-        if let Some(f) = choice.finish_reason {
+        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
             self.finished = true;
-            emit(Event::Finish(Finish::from_openai(&f)));
+            emit(Event::Finish(Finish::from_openai(f)));
         }
+        Ok(())
     }
 }

@@ -67,7 +67,10 @@ impl Serialize for Input<'_, '_> {
             map.serialize_entry("stream", &true)?;
         }
         for (k, v) in extra {
-            map.serialize_entry(k, v)?;
+            // The conversation is ours: the model's extra_body cannot replace it.
+            if k != "messages" {
+                map.serialize_entry(k, v)?;
+            }
         }
         map.end()
     }
@@ -134,10 +137,11 @@ impl StreamState {
             }
             return Ok(());
         }
-        if data.contains("\"choices\"") || data.contains("\"error\"") {
-            return self.openai.insert(openai::StreamState::default()).event(data, emit);
-        }
         let mut ev: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        // The 2026 models stream OpenAI chunks (or an OpenAI error): decided by the keys, not the text.
+        if ev.get("choices").is_some() || ev.get("error").is_some_and(|e| !e.is_null()) {
+            return self.openai.insert(openai::StreamState::default()).chunk(ev, emit);
+        }
         if let Some(u) = ev.get("usage").and_then(Usage::from_json) {
             self.usage = Some(u);
         }
