@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 import { startMockUpstream } from "./helpers/mock-upstream.mjs";
 import { startWorker, mockModel, postChat } from "./helpers/worker.mjs";
+import { post, events, streamText, delta, bothModes } from "./helpers/messages.mjs";
+
+const both = (model, extra) => bothModes(w.url, model, extra);
 
 let mock, w, client;
 const user = (content) => [{ role: "user", content }];
@@ -31,6 +34,11 @@ function config() {
       disconnect2: e(["dc2-p"], m("dc2-s"), { keep_alive_ms: 300 }),
       keepalive: e(["ka-p"], m("ka-s"), { keep_alive_ms: 200 }),
       progress: e(["pg-1", "pg-2"], m("pg-s")),
+      stall: e(["sl-p"], m("sl-s", { timeout_ms: 400 })),
+      quorum: e(["q-1", "q-2", "q-3"], m("q-s"), { quorum: 2 }),
+      paneltimeout: e(["pt-fast", "pt-slow"], m("pt-s"), { panel_timeout_ms: 500 }),
+      minpanel: e(["mp-1", m("mp-2", { max_retries: 0 })], m("mp-s"), { min_panel: 2 }),
+      best: e(["bp-1", "bp-2"], m("bp-s", { max_retries: 0 }), { on_summary_failure: "best_panel_answer" }),
     },
   };
 }
@@ -45,46 +53,6 @@ after(async () => {
   await mock?.close();
 });
 beforeEach(() => mock.reset());
-
-function post(url, body, headers = {}, signal = undefined, path = "/v1/messages") {
-  return fetch(`${url}${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-    signal,
-  });
-}
-
-/** An SSE body as Anthropic's events: [{event, data}] (every event must name its type twice), and comments. */
-function events(text) {
-  const out = [];
-  const comments = [];
-  for (const block of text.split("\n\n")) {
-    if (!block) continue;
-    const lines = block.split("\n");
-    comments.push(...lines.filter((l) => l.startsWith(":")));
-    const ev = lines.find((l) => l.startsWith("event: "))?.slice(7);
-    const data = lines.find((l) => l.startsWith("data: "))?.slice(6);
-    if (data === undefined) continue;
-    const parsed = JSON.parse(data);
-    assert.equal(parsed.type, ev, `event and data type agree: ${block}`);
-    out.push({ event: ev, data: parsed });
-  }
-  return { events: out, comments };
-}
-
-const streamText = (evs) => evs.filter((e) => e.data.delta?.type === "text_delta").map((e) => e.data.delta.text).join("");
-const delta = (evs) => evs.find((e) => e.event === "message_delta")?.data;
-
-/** Non-streaming and streaming, raw. */
-async function both(model, extra = {}) {
-  const r1 = await post(w.url, { model, max_tokens: 1024, messages: user("q"), ...extra });
-  const nonStream = { status: r1.status, headers: r1.headers, body: await r1.json() };
-  const r2 = await post(w.url, { model, max_tokens: 1024, messages: user("q"), stream: true, ...extra });
-  assert.equal(r2.status, 200);
-  assert.match(r2.headers.get("content-type"), /^text\/event-stream/);
-  return { nonStream, ...events(await r2.text()) };
-}
 
 // ---- the official SDK
 
@@ -444,19 +412,75 @@ test("all panel models failing: 502 api_error / an error event naming each, and 
   assert.equal(mock.requestsFor("af-s").length, 0);
 });
 
-test("a summary stream cut after some content: the content so far, then an error event, and no message_stop", async () => {
-  mock.set("st-s", { text: "one two three four five six seven eight", chunks: 8, fault: "cut" });
-  const r = await post(w.url, { model: "stream", max_tokens: 100, stream: true, messages: user("q") });
-  const { events: evs } = events(await r.text());
-  assert.ok(streamText(evs).length > 0, "partial content was relayed");
-  const last = evs.at(-1);
-  assert.equal(last.event, "error");
-  assert.equal(last.data.error.type, "api_error");
-  assert.equal(last.data.error.details.error_code, "stream_error");
-  assert.ok(!evs.some((e) => e.event === "message_delta" || e.event === "message_stop"), "the answer is not presented as complete");
-  // The SDK raises it.
-  mock.set("st-s", { text: "one two three four five six seven eight", chunks: 8, fault: "cut" });
-  await assert.rejects(client.messages.stream({ model: "stream", max_tokens: 100, messages: user("q") }).finalMessage(), (e) => e instanceof Anthropic.APIError && e.type === "api_error");
+for (const [fault, what] of [
+  ["cut", "cut mid-answer"],
+  ["no-done", "ending without its end"],
+  ["garbage", "with garbage bytes"],
+  ["error-event", "with an error event"],
+]) {
+  test(`a summary stream ${what} after some content: the content so far, then an error event, and no message_stop`, async () => {
+    mock.set("st-s", { text: "one two three four five six seven eight", chunks: 8, fault });
+    const r = await post(w.url, { model: "stream", max_tokens: 100, stream: true, messages: user("q") });
+    const { events: evs } = events(await r.text());
+    assert.ok(streamText(evs).length > 0, "partial content was relayed");
+    const last = evs.at(-1);
+    assert.equal(last.event, "error");
+    assert.equal(last.data.error.type, "api_error");
+    assert.equal(last.data.error.details.error_code, "stream_error");
+    assert.ok(!evs.some((e) => e.event === "message_delta" || e.event === "message_stop"), "the answer is not presented as complete");
+    // The SDK raises it.
+    mock.set("st-s", { text: "one two three four five six seven eight", chunks: 8, fault });
+    await assert.rejects(client.messages.stream({ model: "stream", max_tokens: 100, messages: user("q") }).finalMessage(), (e) => e instanceof Anthropic.APIError && e.type === "api_error");
+  });
+}
+
+test("a summary stream that stalls ends with an error event after the model's timeout, and is aborted", async () => {
+  mock.set("sl-s", { text: "first second", chunks: 2, chunkDelayMs: 5000 });
+  const t0 = Date.now();
+  const { events: evs } = events(await (await post(w.url, { model: "stall", max_tokens: 100, stream: true, messages: user("q") })).text());
+  assert.ok(Date.now() - t0 < 3000, `${Date.now() - t0} ms`);
+  assert.equal(evs.at(-1).event, "error");
+  assert.equal(evs.at(-1).data.error.details.error_code, "summary_failed");
+  assert.match(evs.at(-1).data.error.message, /sent nothing for 400 ms/);
+  await mock.waitFor(() => mock.requestsFor("sl-s")[0].endedAt);
+  assert.equal(mock.requestsFor("sl-s")[0].closedEarly, true);
+});
+
+test("quorum and panel_timeout_ms: the synthesis starts without the stragglers, which are aborted", async () => {
+  mock.set("q-3", { delayMs: 4000 });
+  mock.set("pt-slow", { delayMs: 4000 });
+  const t0 = Date.now();
+  const q = await both("quorum");
+  const pt = await both("paneltimeout");
+  assert.ok(Date.now() - t0 < 4000, `${Date.now() - t0} ms`);
+  assert.equal(q.nonStream.body.n1.panel_end, "quorum");
+  assert.equal(q.nonStream.body.n1.panel[2].status, "cancelled");
+  assert.equal(delta(q.events).n1.panel_end, "quorum");
+  assert.equal(pt.nonStream.body.n1.panel[1].status, "timeout");
+  assert.equal(delta(pt.events).n1.panel_end, "timeout");
+  await mock.waitFor(() => [...mock.requestsFor("q-3"), ...mock.requestsFor("pt-slow")].every((r) => r.endedAt));
+  assert.ok([...mock.requestsFor("q-3"), ...mock.requestsFor("pt-slow")].every((r) => r.closedEarly));
+});
+
+test("min_panel: fewer answers than required is a 502 / an error event", async () => {
+  mock.set("mp-2", { status: 400 });
+  const { nonStream, events: evs } = await both("minpanel");
+  assert.equal(nonStream.status, 502);
+  assert.match(nonStream.body.error.message, /\(1, 2 needed\)/);
+  assert.equal(evs.at(-1).data.error.details.error_code, "panel_failed");
+});
+
+test("on_summary_failure best_panel_answer: the first panel answer, labelled, in both modes", async () => {
+  mock.set("bp-1", { text: "PANEL ONE" });
+  mock.set("bp-s", { status: 500 });
+  const { nonStream, events: evs } = await both("best");
+  assert.equal(nonStream.status, 200);
+  assert.equal(nonStream.body.content[0].text, "PANEL ONE");
+  assert.equal(nonStream.headers.get("x-n1-fallback"), "best_panel_answer");
+  assert.equal(nonStream.body.n1.summary.status, "best_panel_answer");
+  assert.equal(streamText(evs), "PANEL ONE");
+  assert.equal(delta(evs).n1.summary.status, "best_panel_answer");
+  assert.equal(evs.at(-1).event, "message_stop");
 });
 
 test("a summary model failing before its first token: the next one answers, in both modes", async () => {
