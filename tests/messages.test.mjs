@@ -4,10 +4,13 @@
 // n1 metadata as chat completions; only the wire format differs.
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import Anthropic from "@anthropic-ai/sdk";
 import { startMockUpstream } from "./helpers/mock-upstream.mjs";
 import { startWorker, mockModel, postChat } from "./helpers/worker.mjs";
 import { post, events, streamText, delta, bothModes } from "./helpers/messages.mjs";
+import { venvPython } from "./helpers/dev-server.mjs";
 
 const both = (model, extra) => bothModes(w.url, model, extra);
 
@@ -585,6 +588,21 @@ test("progress events are opt-in n1_progress events, which the SDK passes over; 
   for await (const ev of raw) types.push(ev.type);
   assert.ok(types.includes("n1_progress") && types.at(-1) === "message_stop", types.join());
   assert.ok(mock.requests.every((q) => q.body.n1 === undefined));
+});
+
+test("the Python SDK (anthropic, in the tools' virtualenv) takes the same stream, n1_progress events included", async () => {
+  mock.set("pg-s", { text: "final answer", chunks: 3 });
+  const py = `
+import anthropic
+c = anthropic.Anthropic(base_url="${w.url}", api_key="x", max_retries=0)
+q = dict(model="progress", max_tokens=10, messages=[{"role": "user", "content": "q"}], extra_body={"n1": {"progress": True}})
+print(",".join(e.type for e in c.messages.create(stream=True, **q)))
+with c.messages.stream(**q) as s:
+    print("".join(s.text_stream), s.get_final_message().usage.input_tokens)`;
+  const { stdout } = await promisify(execFile)(venvPython(), ["-c", py], { encoding: "utf8" });
+  const [types, final] = stdout.trim().split("\n");
+  assert.match(types, /^message_start,(n1_progress,)+content_block_start,.*message_delta,message_stop$/);
+  assert.equal(final, "final answer 30");
 });
 
 test("a panic on a /v1/messages path still answers in Anthropic's shape (JSON 500, or an error event mid-stream)", async () => {
