@@ -210,7 +210,8 @@ fn decode_message(m: &Value, out: &mut Vec<Message>) -> Result<(), (Option<usize
         Some("user") => user(content, out),
         Some("assistant") => assistant(content, out),
         Some("system") => {
-            out.push(Message::new(Role::System, system_text(content).map_err(|w| (None, w))?));
+            let text = system_text(content).map_err(|_| (None, "is a system message whose `content` is neither a string nor text blocks."))?;
+            out.push(Message::new(Role::System, text));
             Ok(())
         }
         _ => Err((None, "needs a `role`: `user`, `assistant` or `system`.")),

@@ -248,6 +248,7 @@ fn malformed_values_are_400s_naming_the_field() {
         (json!({"max_tokens": 5, "metadata": {"user_id": 7}, "messages": [{"role": "user", "content": "x"}]}), "metadata.user_id"),
         (json!({"max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}), "messages[0]"),
         (json!({"max_tokens": 5, "messages": [{"role": "user"}]}), "messages[0]"),
+        (json!({"max_tokens": 5, "messages": [{"role": "system", "content": [{"type": "image"}]}]}), "messages[0]"),
         (json!({"max_tokens": 5, "messages": [{"role": "user", "content": [{"text": "no type"}]}]}), "messages[0].content[0]"),
         (json!({"max_tokens": 5, "messages": [{"role": "user", "content": ["x", {"type": "text"}]}]}), "messages[0].content[0]"),
         (json!({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text"}]}]}), "messages[0].content[1]"),
