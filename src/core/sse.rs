@@ -38,7 +38,8 @@ impl Parser {
 
     /// Feed one read; complete events are pushed to `out`.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
-        if self.after_cr {
+        // An empty read between a CR and its LF changes nothing.
+        if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
             if bytes.first() == Some(&b'\n') {
                 bytes = &bytes[1..];

@@ -72,3 +72,18 @@ fn encoder_round_trips() {
     out.extend_from_slice(DONE);
     assert_eq!(datas(&parse_all(&[&out])), ["{\"a\":1}", "[DONE]"]);
 }
+
+#[test]
+fn an_empty_read_between_cr_and_lf_is_one_line_break() {
+    // Found by tests/properties.rs (decoding_does_not_depend_on_read_boundaries):
+    // the empty read used to forget the pending CR, so the LF made a blank line
+    // and dispatched the event early.
+    let mut p = Parser::new();
+    let mut out = Vec::new();
+    for read in [&b"data: a\r"[..], b"", b"\n"] {
+        p.push(read, &mut out).unwrap();
+    }
+    assert!(out.is_empty(), "no blank line yet: {out:?}");
+    p.push(b"\r\n", &mut out).unwrap();
+    assert_eq!(datas(&out), ["a"]);
+}
