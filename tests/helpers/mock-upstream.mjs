@@ -259,6 +259,9 @@ async function stream(res, ctx, bh, o, headers, includeUsage) {
     case "garbage":
       events = [role, ...content.slice(0, 1), Buffer.concat([GARBAGE, Buffer.from(le + le)]), "###"];
       break;
+    case "binary": // not UTF-8, inside an event
+      events = [role, Buffer.concat([Buffer.from("data: "), GARBAGE, Buffer.from(le + le)]), "[DONE]"];
+      break;
     case "error-event":
       events = [role, ...content.slice(0, 1), STREAM_ERROR];
       break;

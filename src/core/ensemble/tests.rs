@@ -3,6 +3,7 @@
 
 use super::report::{MemberStatus, PanelEnd, SummaryStatus};
 use super::*;
+use crate::core::config::Route;
 use crate::core::config::{parse_config, ConfigOptions, Ensemble, Provider};
 use crate::core::dialects::chat::{self, ChatStream};
 use crate::core::dialects::ReplyIds;
@@ -141,6 +142,25 @@ impl Fake {
     }
 }
 
+/// A whole answer as a stream in the model's provider's format, 10 + 5 tokens.
+fn stream_text(m: &ModelSpec, text: &str) -> String {
+    let t = serde_json::to_string(text).unwrap();
+    match m.provider {
+        Provider::Anthropic => format!(
+            "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"usage\":{{\"input_tokens\":10}}}}}}\n\n\
+             event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":{t}}}}}\n\n\
+             event: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\"}},\"usage\":{{\"output_tokens\":5}}}}\n\n\
+             event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+        ),
+        _ => format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{t}}}}}]}}\n\n\
+             data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n\
+             data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15}}}}\n\n\
+             data: [DONE]\n\n"
+        ),
+    }
+}
+
 /// A 2xx reply in the model's provider's format, 10 + 5 tokens.
 fn reply_text(m: &ModelSpec, text: &str) -> String {
     match m.provider {
@@ -188,16 +208,50 @@ impl Runtime for Fake {
         result
     }
 
+    /// A model with scripted pieces streams them (after any failing steps);
+    /// any other answers its step as a stream in its provider's format. An
+    /// attempt is in flight until its stream opens.
     async fn open_stream(&self, m: &ModelSpec, body: &str, timeout_ms: u64) -> Result<Self::Body, Failure> {
-        match self.begin(m, body, timeout_ms) {
-            Some(Step::Fail(s)) => return Err(Failure::new(&m.model, Some(s), FailureKind::Error, "scripted")),
-            Some(Step::Network) => return Err(Failure::error(&m.model, "connection reset")),
-            _ => {}
+        let step = self.begin(m, body, timeout_ms);
+        let failed = match &step {
+            Some(Step::Fail(s)) => Some(Failure::new(&m.model, Some(*s), FailureKind::Error, "scripted")),
+            Some(Step::FailRetryAfter(s, ra)) => Some(Failure { retry_after_ms: Some(*ra), ..Failure::new(&m.model, Some(*s), FailureKind::Error, "slow down") }),
+            Some(Step::Network) => Some(Failure::error(&m.model, "connection reset")),
+            _ => None,
+        };
+        if let Some(f) = failed {
+            return Err(f);
         }
-        match self.streams.get(&m.model) {
-            Some(pieces) => Ok(body_stream(pieces.clone(), self.clock.clone())),
-            None => Err(Failure::new(&m.model, Some(404), FailureKind::Error, "no such model")),
+        if let Some(pieces) = self.streams.get(&m.model) {
+            return Ok(body_stream(pieces.clone(), self.clock.clone()));
         }
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.max_in_flight.set(self.max_in_flight.get().max(self.in_flight.get()));
+        yield_now().await;
+        let start = self.now();
+        let limit = start + timeout_ms as f64;
+        let answer = |text: &str| Ok(body_stream(vec![data(&stream_text(m, text))], self.clock.clone()));
+        let result = match step.unwrap_or(Step::Answer("")) {
+            Step::Slow(ms) if ms >= timeout_ms as f64 => {
+                wait_until(&self.clock, limit).await;
+                Err(Failure::timeout(&m.model, "too slow"))
+            }
+            Step::Slow(ms) => {
+                wait_until(&self.clock, start + ms).await;
+                answer(&format!("answer of {}", m.model))
+            }
+            Step::Hang => {
+                wait_until(&self.clock, limit).await;
+                Err(Failure::timeout(&m.model, "hung"))
+            }
+            Step::Answer("") => answer(&format!("answer of {}", m.model)),
+            Step::Answer(t) => answer(t),
+            // The raw bytes, as the stream's whole body.
+            Step::Raw(t) => Ok(body_stream(vec![data(t)], self.clock.clone())),
+            Step::Fail(_) | Step::FailRetryAfter(..) | Step::Network => unreachable!("handled above"),
+        };
+        self.in_flight.set(self.in_flight.get() - 1);
+        result
     }
 
     fn now_ms(&self) -> f64 {
@@ -316,7 +370,7 @@ fn ids() -> ReplyIds {
 }
 
 fn complete_with(fake: &Fake, ens: &Ensemble, req: &Request) -> Result<Answer, N1Error> {
-    block_on(complete(fake, &ens.lineup(false).unwrap(), req))
+    block_on(complete(fake, &ens.lineup(false, Route::Ensemble).unwrap(), req))
 }
 
 fn run(fake: &Fake, ens: &Ensemble) -> Result<Answer, N1Error> {
@@ -332,7 +386,7 @@ fn stream_with(fake: &Fake, ens: &Ensemble, req: &Request, sink: &mut VecSink, p
     let ids = ids();
     let mut enc = ChatStream::new(&ids, req.include_usage);
     let mut out = Out::new(&mut enc, sink, progress);
-    block_on(stream(fake, &ens.lineup(false).unwrap(), req, &mut out));
+    block_on(stream(fake, &ens.lineup(false, Route::Ensemble).unwrap(), req, &mut out));
 }
 
 fn run_stream(fake: &Fake, ens: &Ensemble) -> VecSink {
@@ -549,7 +603,8 @@ fn a_2xx_reply_that_cannot_be_read_is_a_failure() {
     let a = &answer.meta.panel[0];
     assert_eq!(a.status, MemberStatus::Error);
     assert_eq!(a.error.as_ref().unwrap().status, Some(200));
-    assert!(a.error.as_ref().unwrap().reason.contains("malformed"), "{:?}", a.error);
+    // Not an SSE stream: nothing came before its end.
+    assert!(a.error.as_ref().unwrap().reason.contains("panel model's stream ended before the answer was complete"), "{:?}", a.error);
     // Not retried: the same reply would come back.
     assert_eq!(fake.attempts_of("a"), 1);
     assert_eq!(answer.meta.summary.model, "s2");
@@ -798,7 +853,10 @@ fn progress_events_when_asked_for() {
     stream_with(&fake, &ensemble(&["a", "b"], &["s"]), &request(true), &mut sink, true);
     let progress: Vec<Value> = sink.json().into_iter().filter(|v| v.get("n1_progress").is_some()).collect();
     let kinds: Vec<&str> = progress.iter().map(|p| p["n1_progress"]["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["panel_start", "panel_member", "panel_member", "panel_done", "summary_start"]);
+    // a's text streams in as a delta before a's member event.
+    assert_eq!(kinds, ["panel_start", "panel_member", "panel_delta", "panel_member", "panel_done", "summary_start"]);
+    assert_eq!(progress[2]["n1_progress"]["content"], "answer of a");
+    assert_eq!(progress[2]["n1_progress"]["index"], 0);
     for p in &progress {
         assert_eq!(p["choices"][0]["delta"]["content"], "", "progress never adds answer text");
         assert_eq!(p["id"], "chatcmpl-1");
@@ -807,15 +865,15 @@ fn progress_events_when_asked_for() {
     assert_eq!(start["panel"], json!([{"index": 0, "model": "a"}, {"index": 1, "model": "b"}]));
     assert_eq!(start["summary"], "s");
     assert!(start.get("layer").is_none());
-    let a = progress.iter().find(|p| p["n1_progress"]["model"] == "a").unwrap();
+    let a = progress.iter().find(|p| p["n1_progress"]["model"] == "a" && p["n1_progress"]["type"] == "panel_member").unwrap();
     assert_eq!(a["n1_progress"]["content"], "answer of a");
     assert_eq!(a["n1_progress"]["status"], "ok");
     let b = progress.iter().find(|p| p["n1_progress"]["model"] == "b").unwrap();
     assert_eq!(b["n1_progress"]["status"], "error");
     assert!(b["n1_progress"].get("content").is_none());
-    let done = &progress[3]["n1_progress"];
+    let done = &progress[4]["n1_progress"];
     assert_eq!((done["panel_ok"].as_u64(), done["panel_total"].as_u64(), done["end"].as_str()), (Some(1), Some(2), Some("all")));
-    assert_eq!(progress[4]["n1_progress"]["model"], "s");
+    assert_eq!(progress[5]["n1_progress"]["model"], "s");
     // The answer itself is unchanged.
     assert_eq!(sink.content(), "4");
 }
@@ -865,7 +923,7 @@ fn truncated_summary_stream_after_content_is_an_error() {
 
 #[test]
 fn summary_stream_failing_before_its_first_token_falls_back() {
-    let fake = Fake::default().stream("s1", &[data("data: ###\n\n")]).stream("s2", &[data(GOOD_STREAM)]);
+    let fake = Fake::default().script("s0", &[Step::Fail(404)]).stream("s1", &[data("data: ###\n\n")]).stream("s2", &[data(GOOD_STREAM)]);
     let sink = run_stream(&fake, &ensemble(&["a"], &["s0", "s1", "s2"]));
     let values = sink.json();
     assert!(values.iter().all(|v| v.get("error").is_none()), "{}", sink.text());
@@ -1018,7 +1076,7 @@ fn stream_with_failed_panel_sends_error_event() {
 
 #[test]
 fn stream_with_every_summary_failing_sends_summary_failed() {
-    let fake = Fake::default();
+    let fake = Fake::default().script("s1", &[Step::Fail(404)]).script("s2", &[Step::Fail(404)]);
     let sink = run_stream(&fake, &ensemble(&["a"], &["s1", "s2"]));
     let ev = sink.events();
     let err: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
@@ -1029,7 +1087,7 @@ fn stream_with_every_summary_failing_sends_summary_failed() {
 
 #[test]
 fn best_panel_answer_on_a_stream() {
-    let fake = Fake::default().script("a", &[Step::Answer("A SAYS")]);
+    let fake = Fake::default().script("a", &[Step::Answer("A SAYS")]).script("s", &[Step::Fail(404)]);
     let ens = ensemble_with(&["a"], &["s"], json!({"on_summary_failure": "best_panel_answer"}));
     let sink = run_stream(&fake, &ens);
     assert!(sink.json().iter().all(|v| v.get("error").is_none()), "{}", sink.text());
@@ -1129,9 +1187,9 @@ fn a_streamed_panel_arms_one_timer_not_one_per_answer() {
     let mut sink = VecSink::new();
     stream_with(&fake, &ensemble(&names, &["s"]), &request(true), &mut sink, true);
     assert_eq!(sink.content(), "4");
-    // The panel's one timer (a quarter of keep_alive_ms, never reached): six
-    // answers re-armed nothing.
-    assert_eq!(*fake.sleeps.borrow(), [750]);
+    // The panel's one timer (with progress events, the 100 ms delta flush,
+    // never reached): six answers re-armed nothing.
+    assert_eq!(*fake.sleeps.borrow(), [100]);
 }
 
 #[test]

@@ -438,7 +438,7 @@ fn upstream_error_events_are_upstream_errors_and_scrubbable() {
         let Err(StreamError::Upstream(raw)) = &d.result else { panic!("{p:?}/{wire:?}: {:?}", d.result) };
         assert_eq!(secrets.summarize_error(raw), "Overloaded: key [redacted]", "{p:?}/{wire:?}: {raw}");
         assert_eq!(d.text(), s.text[0], "{p:?}/{wire:?}: what came before the error was relayed");
-        let msg = StreamError::Upstream(raw.clone()).message(Some(&secrets.summarize_error(raw)));
+        let msg = StreamError::Upstream(raw.clone()).message("summary model", Some(&secrets.summarize_error(raw)));
         assert!(msg.contains("Overloaded: key [redacted]") && !msg.contains("SECRET"), "{msg}");
     }
 }
@@ -482,9 +482,9 @@ fn an_unterminated_last_event_still_counts() {
 
 #[test]
 fn stream_error_messages_say_what_happened() {
-    assert!(StreamError::Truncated.message(None).contains("ended before the answer was complete"));
-    assert!(StreamError::Malformed("an event that is not JSON").message(None).contains("malformed: an event that is not JSON"));
-    assert!(StreamError::Upstream("{}".into()).message(Some("boom")).ends_with("mid-stream: boom"));
+    assert!(StreamError::Truncated.message("summary model", None).contains("ended before the answer was complete"));
+    assert!(StreamError::Malformed("an event that is not JSON").message("summary model", None).contains("malformed: an event that is not JSON"));
+    assert!(StreamError::Upstream("{}".into()).message("summary model", Some("boom")).ends_with("mid-stream: boom"));
 }
 
 // ---- where calls go

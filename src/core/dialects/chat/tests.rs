@@ -328,7 +328,8 @@ fn ids() -> ReplyIds {
 fn meta() -> N1Meta {
     N1Meta {
         ensemble: "council".into(),
-        panel: vec![MemberReport { model: "a".into(), status: MemberStatus::Ok, latency_ms: 5, attempts: 1, usage: None, error: None, truncated: false }],
+        route: crate::core::config::Route::Ensemble,
+        panel: vec![MemberReport { model: "a".into(), status: MemberStatus::Ok, latency_ms: 5, ttft_ms: None, attempts: 1, usage: None, error: None, truncated: false }],
         panel_ok: 2,
         panel_total: 3,
         panel_end: PanelEnd::All,
