@@ -72,8 +72,8 @@ pub struct Ensemble {
     pub tool_turns: ToolTurns,
     /// The model background tasks go to; `None`: the summary model(s).
     pub task_model: Option<Vec<ModelSpec>>,
-    /// Case-insensitive pieces of text that mark a front-end's background
-    /// task (title, tags, follow-ups), lowercased.
+    /// Pieces of text that mark a front-end's background task (title, tags,
+    /// follow-ups), ASCII-lowercased: matched regardless of ASCII case.
     pub task_markers: Vec<String>,
 }
 

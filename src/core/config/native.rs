@@ -118,7 +118,7 @@ pub(super) fn parse(value: Value) -> Result<Config, String> {
             None => DEFAULT_TASK_MARKERS.iter().map(|m| (*m).to_owned()).collect(),
             Some(Value::Array(a)) => a
                 .into_iter()
-                .map(|m| m.as_str().map(str::to_lowercase).ok_or_else(|| format!("ensembles.{name}: `task_markers` must be a list of strings")))
+                .map(|m| m.as_str().map(str::to_ascii_lowercase).ok_or_else(|| format!("ensembles.{name}: `task_markers` must be a list of strings")))
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(format!("ensembles.{name}: `task_markers` must be a list of strings")),
         };

@@ -147,7 +147,7 @@ pub fn route(ens: &Ensemble, req: &Request) -> Route {
         return Route::Direct;
     }
     let marked = |text: &str| {
-        let text = text.to_lowercase();
+        let text = text.to_ascii_lowercase();
         ens.task_markers.iter().any(|m| text.contains(m.as_str()))
     };
     let last_user = req.messages.iter().rev().find(|m| m.role == Role::User);
