@@ -161,5 +161,4 @@ impl Decoder {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;
