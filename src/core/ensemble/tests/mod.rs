@@ -426,3 +426,4 @@ fn a_failed_early_models_finish_reason_does_not_leak_into_the_fallback() {
 mod panel;
 mod summary;
 mod stream;
+mod streaming;
