@@ -369,6 +369,7 @@ fn member_progress(out: &mut Out, lineup: &Lineup, layer: Option<usize>, m: &Mem
         model: &r.model,
         status: r.status,
         latency_ms: r.latency_ms,
+        ttft_ms: r.ttft_ms,
         attempts: r.attempts,
         usage: r.usage,
         error: r.error.as_ref(),

@@ -132,6 +132,8 @@ pub enum Progress<'a> {
         model: &'a str,
         status: MemberStatus,
         latency_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ttft_ms: Option<u64>,
         attempts: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
