@@ -210,6 +210,8 @@ class Turn {
     const stick = nearBottom();
     if (p.type === "panel_start") {
       this.panelStart(p.panel ?? [], p.summary);
+    } else if (p.type === "panel_delta") {
+      this.memberDelta(p);
     } else if (p.type === "panel_member") {
       this.member(p);
     } else if (p.type === "panel_done") {
@@ -246,6 +248,15 @@ class Turn {
     return c;
   }
 
+  // A member's text as it streams in (panel_delta), before it is done.
+  memberDelta(p) {
+    this.panel.hidden = false;
+    const c = this.card(p.index, p.model);
+    c.text = (c.text ?? "") + (p.content ?? "");
+    c.badge.textContent = "answering…";
+    c.body.innerHTML = renderMarkdown(c.text);
+  }
+
   member(p) {
     this.panel.hidden = false;
     const c = this.card(p.index ?? this.members.size, p.model);
@@ -253,6 +264,7 @@ class Turn {
     c.badge.textContent = p.status;
     const bits = [];
     if (p.latency_ms != null) bits.push(fmtMs(p.latency_ms));
+    if (p.ttft_ms != null) bits.push(`first token ${fmtMs(p.ttft_ms)}`);
     if (p.attempts > 1) bits.push(`${p.attempts} attempts`);
     if (p.usage?.total_tokens != null) bits.push(`${p.usage.total_tokens} tokens`);
     c.meta.textContent = bits.join(" · ");
@@ -264,7 +276,7 @@ class Turn {
       const e = p.error;
       c.body.replaceChildren(el("p", "reason", [e.status ? `HTTP ${e.status}` : e.kind, e.reason].filter(Boolean).join(": ")));
     } else if (p.status === "cancelled") {
-      c.body.replaceChildren(el("p", "reason", "not needed: the quorum was reached"));
+      c.body.replaceChildren(el("p", "reason", p.error?.reason ?? "not needed: the quorum was reached"));
     }
   }
 

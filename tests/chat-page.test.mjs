@@ -112,6 +112,7 @@ function config() {
       council: { description: "Two models answer, one synthesizes", panel: [m("alpha"), m("beta")], summary: m("sum") },
       xss: { panel: [m("x-p"), m("x-bad", { max_retries: 0 })], summary: m("x-s") },
       slow: { panel: [m("slow-p")], summary: m("sum"), keep_alive_ms: 300 },
+      live: { panel: [m("live-p"), m("live-q")], summary: m("sum") },
     },
   };
 }
@@ -172,7 +173,7 @@ test("GET / serves the page (with its CSP); /v1/* and unknown paths still reach 
   const models = await fetch(`${w.url}/v1/models`);
   assert.equal(models.status, 200);
   assert.ok(models.headers.get("x-request-id"), "answered by the worker");
-  assert.deepEqual((await models.json()).data.map((d) => d.id).sort(), ["allfail", "council", "slow", "xss"]);
+  assert.deepEqual((await models.json()).data.map((d) => d.id).sort(), ["allfail", "council", "live", "slow", "xss"]);
   for (const p of ["/v1/app.js", "/v1/index.html", "/nope", "/_headers"]) {
     const r = await fetch(`${w.url}${p}`);
     assert.equal(r.status, 404, p);
@@ -248,6 +249,28 @@ test("a two-turn chat: panel answers and the synthesis stream in, usage shown, h
   const toSummary = mock.requestsFor("sum")[0].body.messages;
   assert.equal(toSummary[0].role, "system");
   assert.deepEqual(toSummary.slice(1), history);
+  assert.deepEqual(page.errors, []);
+});
+
+test("a panel member's text grows in its card while it answers, before it is done", { timeout: 60000 }, async (t) => {
+  const words = "one two three four five six seven eight nine ten";
+  mock.set("live-p", { text: words, chunks: 10, chunkDelayMs: 250 });
+  mock.set("live-q", { text: "quick answer" });
+  mock.set("sum", { text: "done." });
+  const page = await openPage(t);
+  await page.selectOption("#ensemble", "live");
+  await send(page, "count");
+  const card = `${lastTurn} .card:nth-child(1)`;
+  // Part of the answer is on screen while the member is still answering.
+  await page.waitForFunction((sel) => /one two/.test(document.querySelector(sel)?.textContent ?? ""), `${card} .answer`);
+  assert.equal(await page.getAttribute(card, "data-status"), "pending");
+  assert.match(await text(page, `${card} .badge`), /answering/);
+  assert.doesNotMatch(await text(page, `${card} .answer`), /ten/, "not all at once");
+  await page.screenshot({ path: `${ARTIFACTS}chat-page-live-panel.png`, fullPage: true });
+  await page.waitForSelector(`${card}[data-status=ok]`, { timeout: 15000 });
+  assert.equal((await text(page, `${card} .answer`)).trim(), words);
+  assert.match(await text(page, `${card} .card-meta`), /first token \d+ ms/);
+  await settled(page);
   assert.deepEqual(page.errors, []);
 });
 

@@ -218,7 +218,8 @@ test("all panel models failing: 502 listing each model's failure, no summary cal
   assert.equal(error.type, "upstream_error");
   assert.equal(error.code, "panel_failed");
   assert.match(error.message, /fail-1 \(HTTP 401\)/);
-  assert.match(error.message, /fail-2 \(HTTP 200\): the upstream returned malformed JSON/);
+  // Panel calls are streamed: a malformed reply is a malformed stream.
+  assert.match(error.message, /fail-2 \(HTTP 200\): The panel model's stream was malformed/);
   assert.deepEqual(error.failures.map((f) => f.model), ["fail-1", "fail-2"]);
   assert.equal(mock.requestsFor("summary-s").length, 0);
 });

@@ -160,10 +160,14 @@ test("tools go to the summary model only; tool_calls come back in both modes; to
   assert.equal(deltas.map((d) => d.function.arguments).join(""), '{"city":"Oslo"}');
 
   mock.reset();
+  // A later turn of a tool-using conversation (a tool result last would go to
+  // the summary model alone: tool_turns "auto").
   const history = [
     ...user("weather in Oslo?"),
     { role: "assistant", content: null, tool_calls: [call] },
     { role: "tool", tool_call_id: "call_1", content: "12 C and rain" },
+    { role: "assistant", content: "12 C and rain in Oslo." },
+    ...user("and tomorrow?"),
   ];
   await postChat(w.url, { model: "tools", messages: history, tools });
   const panelMsgs = mock.requestsFor("t-p")[0].body.messages;

@@ -98,7 +98,8 @@ test("500 twice then success; a 400 is not retried; malformed JSON is a failure"
   assert.equal(body.n1.panel[2].status, "error");
   assert.match(body.n1.panel[2].error.reason, /bad param/);
   assert.equal(body.n1.panel[3].status, "error");
-  assert.match(body.n1.panel[3].error.reason, /malformed JSON/);
+  // Panel calls are streamed: a malformed reply is a malformed stream.
+  assert.match(body.n1.panel[3].error.reason, /stream was malformed: an event that is not JSON/);
   assert.match(mock.requestsFor("r-s")[0].body.messages[0].content, /third/);
 });
 
@@ -327,8 +328,12 @@ test("progress events are opt-in (body or header), carry each panel answer, and 
     const r = await postChat(w.url, { model: "progress", stream: true, messages: user("q"), ...body }, headers);
     const { events } = parseSse(await r.text());
     const progress = events.filter((e) => e.n1_progress).map((e) => e.n1_progress);
-    assert.deepEqual(progress.map((p) => p.type).sort(), ["panel_done", "panel_member", "panel_member", "panel_start", "summary_start"]);
-    const one = progress.find((p) => p.model === "pg-1");
+    // pg-1's text also streams in as panel_delta events, before its panel_member event.
+    const deltas = progress.filter((p) => p.type === "panel_delta");
+    assert.equal(deltas.map((d) => d.content).join(""), "PANEL-ONE-TEXT");
+    assert.ok(progress.indexOf(deltas.at(-1)) < progress.findIndex((p) => p.type === "panel_member" && p.model === "pg-1"));
+    assert.deepEqual(progress.filter((p) => p.type !== "panel_delta").map((p) => p.type).sort(), ["panel_done", "panel_member", "panel_member", "panel_start", "summary_start"]);
+    const one = progress.find((p) => p.model === "pg-1" && p.type === "panel_member");
     assert.equal(one.content, "PANEL-ONE-TEXT");
     assert.equal(one.status, "ok");
     assert.equal(progress.find((p) => p.model === "pg-2").status, "error");

@@ -145,9 +145,14 @@ test("a tool_use → tool_result round trip: the summary model's tool call, then
     { role: "assistant", content: null, tool_calls: [call] },
     { role: "tool", content: "18°C, sunny", tool_call_id: "call_w1" },
   ]);
-  // The panel sees the exchange as readable text.
-  const p2 = mock.requestsFor("tl-p")[0].body.messages;
-  assert.match(p2.at(-1).content, /Result of tool call call_w1\]\n18°C, sunny/);
+  // A turn that ends in a tool result is a tool turn: the summary model answers alone.
+  assert.equal(second.n1.route, "summary");
+  assert.equal(mock.requestsFor("tl-p").length, 0);
+  // The next user turn goes to the panel again, which sees the exchange as readable text.
+  await client.messages.create({ model: "tools", max_tokens: 1024, tools, messages: [...history, { role: "assistant", content: second.content }, ...user("And tomorrow?")] });
+  const p3 = mock.requestsFor("tl-p")[0].body.messages.map((m) => m.content).join("\n");
+  assert.match(p3, /Called tool get_weather \(call call_w1\)/);
+  assert.match(p3, /Result of tool call call_w1\]\n18°C, sunny/);
 
   // Streaming: the call arrives as a tool_use block whose input the SDK assembles.
   mock.reset();
@@ -572,8 +577,10 @@ test("progress events are opt-in n1_progress events, which the SDK passes over; 
     const r = await post(w.url, { model: "progress", max_tokens: 100, stream: true, messages: user("q"), ...body }, headers);
     const { events: evs } = events(await r.text());
     const progress = evs.filter((e) => e.event === "n1_progress").map((e) => e.data.n1_progress);
-    assert.deepEqual(progress.map((p) => p.type).sort(), ["panel_done", "panel_member", "panel_member", "panel_start", "summary_start"]);
-    assert.equal(progress.find((p) => p.model === "pg-1").content, "PANEL-ONE-TEXT");
+    // pg-1's text also streams in as panel_delta events.
+    assert.equal(progress.filter((p) => p.type === "panel_delta").map((p) => p.content).join(""), "PANEL-ONE-TEXT");
+    assert.deepEqual(progress.filter((p) => p.type !== "panel_delta").map((p) => p.type).sort(), ["panel_done", "panel_member", "panel_member", "panel_start", "summary_start"]);
+    assert.equal(progress.find((p) => p.type === "panel_member" && p.model === "pg-1").content, "PANEL-ONE-TEXT");
     assert.equal(streamText(evs), "final answer");
   }
   // The official SDK: its MessageStream ignores the unknown event type; the raw stream hands it over.

@@ -3,7 +3,7 @@
 //! (tests/data/workers-ai-models.txt, with its date and sources), and the
 //! configuration built from the table is valid and complete in every mode.
 
-use n1::core::config::{parse_config, ConfigOptions, ModelSpec};
+use n1::core::config::{parse_config, ConfigOptions, ModelSpec, Route};
 use n1::core::providers::workers_ai::{CatalogModel, DEFAULT_CONFIG, DEFAULT_MODELS, PANEL, SUMMARY, VISION_PANEL, VISION_SUMMARY};
 
 const CATALOG: &str = include_str!("data/workers-ai-models.txt");
@@ -61,13 +61,13 @@ fn the_default_config_is_valid_in_every_mode() {
     let rows = |role: u8| DEFAULT_MODELS.iter().filter(|m| m.roles & role != 0).map(|m| m.id.to_owned()).collect::<Vec<_>>();
 
     // Text: a panel and a summary with at least one fallback.
-    let text = e.lineup(false).unwrap();
+    let text = e.lineup(false, Route::Ensemble).unwrap();
     assert_eq!(ids(text.panel), rows(PANEL));
     assert_eq!(ids(text.summary), rows(SUMMARY));
     assert!(text.panel.len() >= 2 && text.summary.len() >= 2);
 
     // Vision: image requests go to vision models only.
-    let vision = e.lineup(true).expect("image requests are served");
+    let vision = e.lineup(true, Route::Ensemble).expect("image requests are served");
     assert_eq!(ids(vision.panel), rows(VISION_PANEL));
     assert_eq!(ids(vision.summary), rows(VISION_SUMMARY));
     for m in vision.panel.iter().chain(vision.summary) {

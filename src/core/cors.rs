@@ -5,7 +5,7 @@
 pub const EXPOSE: &str = "x-request-id, x-n1-ensemble, x-n1-panel, x-n1-degraded, x-n1-fallback, retry-after";
 const METHODS: &str = "GET, POST, OPTIONS";
 /// Allowed when a preflight does not list what it wants.
-const DEFAULT_HEADERS: &str = "authorization, content-type, x-api-key, x-n1-progress";
+const DEFAULT_HEADERS: &str = "authorization, content-type, x-api-key, x-n1-progress, x-n1-direct";
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct CorsPolicy {

@@ -165,12 +165,13 @@ pub enum StreamError {
 }
 
 impl StreamError {
-    /// A client-facing message; `reason` is the upstream's error, already scrubbed.
-    pub fn message(&self, reason: Option<&str>) -> String {
+    /// A client-facing message about the stream of `who` (`"summary model"`);
+    /// `reason` is the upstream's error, already scrubbed.
+    pub fn message(&self, who: &str, reason: Option<&str>) -> String {
         match self {
-            StreamError::Malformed(m) => format!("The summary model's stream was malformed: {m}."),
-            StreamError::Upstream(_) => format!("The summary model reported an error mid-stream: {}", reason.unwrap_or("")),
-            StreamError::Truncated => "The summary model's stream ended before the answer was complete.".into(),
+            StreamError::Malformed(m) => format!("The {who}'s stream was malformed: {m}."),
+            StreamError::Upstream(_) => format!("The {who} reported an error mid-stream: {}", reason.unwrap_or("")),
+            StreamError::Truncated => format!("The {who}'s stream ended before the answer was complete."),
         }
     }
 }

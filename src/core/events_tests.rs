@@ -100,10 +100,10 @@ fn an_answer_replays_as_events_in_stream_order() {
 
 #[test]
 fn stream_errors_become_client_messages() {
-    assert_eq!(StreamError::Truncated.message(None), "The summary model's stream ended before the answer was complete.");
-    assert_eq!(StreamError::Malformed("an event that is not JSON").message(None), "The summary model's stream was malformed: an event that is not JSON.");
+    assert_eq!(StreamError::Truncated.message("summary model", None), "The summary model's stream ended before the answer was complete.");
+    assert_eq!(StreamError::Malformed("an event that is not JSON").message("summary model", None), "The summary model's stream was malformed: an event that is not JSON.");
     // The upstream's own text is never used: only the scrubbed reason given.
     let e = StreamError::Upstream("{\"error\":\"sk-secret\"}".into());
-    assert_eq!(e.message(Some("overloaded")), "The summary model reported an error mid-stream: overloaded");
-    assert!(!e.message(None).contains("sk-secret"));
+    assert_eq!(e.message("summary model", Some("overloaded")), "The summary model reported an error mid-stream: overloaded");
+    assert!(!e.message("summary model", None).contains("sk-secret"));
 }

@@ -22,6 +22,8 @@ pub struct Request {
     pub include_usage: bool,
     /// Panel progress events on streams (`"n1": {"progress": true}` or `x-n1-progress`).
     pub progress: bool,
+    /// Straight to one model, no panel (`"n1": {"direct": true}` or `x-n1-direct`).
+    pub direct: bool,
     /// Tools the client offered that N-1 cannot run (hosted tools such as web
     /// search): dropped, and named in `n1.ignored_tools`.
     pub ignored_tools: Vec<String>,

@@ -21,6 +21,7 @@ pub struct Parser {
     event: Option<String>,
     data: String,
     has_data: bool,
+    invalid_utf8: bool,
 }
 
 /// Longest line we buffer; a peer sending more without a line break is broken.
@@ -29,6 +30,9 @@ pub const MAX_LINE: usize = 8 * 1024 * 1024;
 #[derive(Debug, PartialEq)]
 pub enum SseError {
     LineTooLong,
+    /// A line that is not UTF-8: the peer is broken (decoding it anyway would
+    /// relay mojibake).
+    InvalidUtf8,
 }
 
 impl Parser {
@@ -62,11 +66,19 @@ impl Parser {
             self.line = line;
             self.line.clear();
         }
+        if self.invalid_utf8 {
+            return Err(SseError::InvalidUtf8);
+        }
         if self.line.len() + bytes.len() > MAX_LINE {
             return Err(SseError::LineTooLong);
         }
         self.line.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Whether a line so far was not UTF-8 (the last one too, after `finish`).
+    pub fn invalid_utf8(&self) -> bool {
+        self.invalid_utf8
     }
 
     /// The stream ended: an unterminated last event is dispatched, as browsers do
@@ -87,13 +99,16 @@ impl Parser {
         if line[0] == b':' {
             return; // comment
         }
-        let line = String::from_utf8_lossy(line);
+        let Ok(line) = std::str::from_utf8(line) else {
+            self.invalid_utf8 = true;
+            return;
+        };
         let (field, value) = match line.find(':') {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(' ').unwrap_or(v))
             }
-            None => (&line[..], ""),
+            None => (line, ""),
         };
         match field {
             "data" => {

@@ -60,9 +60,17 @@ fn overlong_line_is_an_error() {
 }
 
 #[test]
-fn invalid_utf8_does_not_panic() {
-    let e = parse_all(&[b"data: \xff\xfe\n\n"]);
-    assert_eq!(e.len(), 1);
+fn a_line_that_is_not_utf8_is_an_error() {
+    let mut p = Parser::new();
+    let mut out = Vec::new();
+    // Split mid-sequence, the line is still whole UTF-8: no error.
+    p.push("data: é".as_bytes().split_at(7).0, &mut out).unwrap();
+    p.push(&"data: é\n\n".as_bytes()[7..], &mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    assert!(!p.invalid_utf8());
+    assert_eq!(p.push(b"data: \xff\xfe\n\n", &mut out), Err(SseError::InvalidUtf8));
+    assert!(p.invalid_utf8());
+    assert_eq!(out.len(), 1, "nothing of the broken line is dispatched");
 }
 
 #[test]

@@ -29,15 +29,17 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         request.messages.splice(own_input..own_input, history);
     }
     request.check_limits(&env::limits(env))?;
-    // Progress events may also be asked for with a header, for clients that cannot add body fields.
-    if header(&req, "x-n1-progress").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
-        request.progress = true;
-    }
+    // Progress events and the direct route may also be asked for with headers,
+    // for clients that cannot add body fields.
+    let on = |name: &str| header(&req, name).is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    request.progress |= on("x-n1-progress");
+    request.direct |= on("x-n1-direct");
     let ens = config.ensemble(request.model.as_deref()).ok_or_else(|| N1Error::ModelNotFound(request.model.clone().unwrap_or_default()))?;
     who.check(&ens.name)?;
     // Requests with images go to the ensemble's vision models.
     let has_images = request.has_images();
-    let lineup = ens.lineup(has_images)?;
+    let route = ensemble::route(ens, &request);
+    let lineup = ens.lineup(has_images, route)?;
     let keys = Keys::resolve(env, lineup.panel.iter().chain(lineup.summary))?;
     let secrets = keys.secrets(ens);
     let ai = js_sys::Reflect::get(env, &"AI".into()).ok().filter(|v| !v.is_undefined());
@@ -82,7 +84,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
             panic!("test hook: deliberate panic mid-stream");
         }
         // Found again by name (it is there: `config` is the same Rc).
-        let Some(lineup) = config.ensemble(Some(&name)).and_then(|e| e.lineup(has_images).ok()) else { return };
+        let Some(lineup) = config.ensemble(Some(&name)).and_then(|e| e.lineup(has_images, route).ok()) else { return };
         let mut enc = dialect.encoder(&ids, &request);
         let mut sink = WriterSink { writer };
         let progress = request.progress || lineup.ens.policy.progress;

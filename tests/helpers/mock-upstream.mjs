@@ -210,6 +210,7 @@ async function nonStream(res, ctx, bh, o, headers) {
   if (bh.fault === "malformed-json") return sendJson(res, 200, '{"choices": [', headers);
   if (bh.fault === "binary") return sendJson(res, 200, GARBAGE, headers); // not even UTF-8
   const message = { role: "assistant", content: o.text };
+  if (bh.reasoning) message[bh.reasoningField ?? "reasoning_content"] = bh.reasoning;
   if (bh.toolCalls) message.tool_calls = bh.toolCalls;
   const choices = bh.fault === "empty-choices" ? [] : [{ index: 0, message, finish_reason: o.finishReason }];
   const body = JSON.stringify({
@@ -237,7 +238,9 @@ async function stream(res, ctx, bh, o, headers, includeUsage) {
     JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] });
 
   const role = chunk({ role: "assistant", content: "" });
-  const content = (o.text === null ? [] : splitText(String(o.text), bh.chunks)).map((p) => chunk({ content: p }));
+  // reasoning: streamed first, under `reasoningField` (default reasoning_content).
+  const thinking = bh.reasoning ? splitText(bh.reasoning, 2).map((p) => chunk({ [bh.reasoningField ?? "reasoning_content"]: p })) : [];
+  const content = [...thinking, ...(o.text === null ? [] : splitText(String(o.text), bh.chunks)).map((p) => chunk({ content: p }))];
   if (bh.toolCalls) content.push(chunk({ tool_calls: bh.toolCalls.map((tc, i) => ({ index: i, ...tc })) }));
   const usage = JSON.stringify({ ...base, choices: [], usage: o.usage });
 
@@ -259,8 +262,14 @@ async function stream(res, ctx, bh, o, headers, includeUsage) {
     case "garbage":
       events = [role, ...content.slice(0, 1), Buffer.concat([GARBAGE, Buffer.from(le + le)]), "###"];
       break;
+    case "binary": // not UTF-8, inside an event
+      events = [role, Buffer.concat([Buffer.from("data: "), GARBAGE, Buffer.from(le + le)]), "[DONE]"];
+      break;
     case "error-event":
       events = [role, ...content.slice(0, 1), STREAM_ERROR];
+      break;
+    case "stall": // some content, then silence with the connection open
+      events = [role, ...content.slice(0, 1)];
       break;
     default:
       events = [role, ...content, chunk({}, o.finishReason), ...(includeUsage ? [usage] : []), "[DONE]"];
@@ -281,6 +290,7 @@ async function stream(res, ctx, bh, o, headers, includeUsage) {
     }
   }
   if (ctx.closed) return;
+  if (bh.fault === "stall") return; // left open until the client or close() ends it
   if (bh.fault === "cut") {
     ctx.selfClosed = true;
     res.socket?.destroy();

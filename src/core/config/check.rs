@@ -32,6 +32,11 @@ pub(super) fn validate(config: &Config, opts: ConfigOptions) -> Result<(), Strin
         if p.max_answer_chars < 100 {
             return Err(format!("ensemble `{}`: `max_answer_chars` must be at least 100", e.name));
         }
+        if let Some(st) = p.straggler {
+            if !(st.factor >= 1.0 && st.factor.is_finite()) {
+                return Err(format!("ensemble `{}`: `straggler.factor` must be at least 1", e.name));
+            }
+        }
         if !(1..=MAX_LAYERS).contains(&e.layers) {
             return Err(format!("ensemble `{}`: `layers` must be between 1 and {MAX_LAYERS}", e.name));
         }
@@ -49,6 +54,7 @@ pub(super) fn validate(config: &Config, opts: ConfigOptions) -> Result<(), Strin
             ("summary", Some(&e.summary)),
             ("vision.panel", vision.map(|v| &v.panel)),
             ("vision.summary", vision.map(|v| &v.summary)),
+            ("task_model", e.task_model.as_ref()),
         ];
         for (role, list) in lists {
             let Some(list) = list else { continue };

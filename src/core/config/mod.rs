@@ -68,6 +68,40 @@ pub struct Ensemble {
     /// user turn (and the client's system messages).
     pub keep_history: bool,
     pub vision: Option<VisionModels>,
+    /// Which requests with tools skip the panel.
+    pub tool_turns: ToolTurns,
+    /// The model background tasks go to; `None`: the summary model(s).
+    pub task_model: Option<Vec<ModelSpec>>,
+    /// Pieces of text that mark a front-end's background task (title, tags,
+    /// follow-ups), ASCII-lowercased: matched regardless of ASCII case.
+    pub task_markers: Vec<String>,
+}
+
+/// `tool_turns`: which requests with tools go straight to the summary model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolTurns {
+    /// Every request gets the panel.
+    Ensemble,
+    /// Any request with tools goes to the summary model alone.
+    Summary,
+    /// A request whose last message is a tool result goes to the summary
+    /// model alone; the first turn of a tool-using conversation gets the panel.
+    #[default]
+    Auto,
+}
+
+/// The path a request takes (`n1.route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// The panel, then the summary.
+    Ensemble,
+    /// A tool turn: the summary model alone.
+    Summary,
+    /// A front-end's background task: the task model alone.
+    Task,
+    /// Asked for explicitly (`x-n1-direct`): the task model (or the summary model) alone.
+    Direct,
 }
 
 /// The models that serve one request: the ensemble's own, or its vision models.
@@ -76,24 +110,36 @@ pub struct Lineup<'a> {
     pub ens: &'a Ensemble,
     pub panel: &'a [ModelSpec],
     pub summary: &'a [ModelSpec],
+    pub route: Route,
 }
 
 impl Ensemble {
-    /// The lineup for a request: the vision models when it carries images, a
-    /// 400 when the ensemble has none.
-    pub fn lineup(&self, has_images: bool) -> Result<Lineup<'_>, N1Error> {
-        match (&self.vision, has_images) {
-            (_, false) => Ok(Lineup { ens: self, panel: &self.panel, summary: &self.summary }),
-            (Some(v), true) => Ok(Lineup { ens: self, panel: &v.panel, summary: &v.summary }),
-            (None, true) => Err(N1Error::InvalidRequest {
-                message: format!(
-                    "The request contains images, but the ensemble `{}` has no vision models. Use an ensemble with a `vision` section, or send text only.",
-                    self.name
-                ),
-                param: Some("messages".into()),
-                code: Some("vision_not_supported"),
-            }),
-        }
+    /// The lineup for a request on `route`: the vision models when it carries
+    /// images (a 400 when the ensemble has none); no panel off the ensemble route.
+    pub fn lineup(&self, has_images: bool, route: Route) -> Result<Lineup<'_>, N1Error> {
+        let (panel, summary) = match (&self.vision, has_images) {
+            (_, false) => (self.panel.as_slice(), self.summary.as_slice()),
+            (Some(v), true) => (v.panel.as_slice(), v.summary.as_slice()),
+            (None, true) => {
+                return Err(N1Error::InvalidRequest {
+                    message: format!(
+                        "The request contains images, but the ensemble `{}` has no vision models. Use an ensemble with a `vision` section, or send text only.",
+                        self.name
+                    ),
+                    param: Some("messages".into()),
+                    code: Some("vision_not_supported"),
+                })
+            }
+        };
+        Ok(match route {
+            Route::Ensemble => Lineup { ens: self, panel, summary, route },
+            Route::Summary => Lineup { ens: self, panel: &[], summary, route },
+            // A task model serves text; images stay with the summary models.
+            Route::Task | Route::Direct => {
+                let task = self.task_model.as_deref().filter(|_| !has_images).unwrap_or(summary);
+                Lineup { ens: self, panel: &[], summary: task, route }
+            }
+        })
     }
 
     /// Every model the ensemble may call.
@@ -102,6 +148,19 @@ impl Ensemble {
         self.panel.iter().chain(&self.summary).chain(vision)
     }
 }
+
+/// What chat front-ends put in their background requests (lowercase): Open
+/// WebUI's default title, tags, follow-up, search-query and autocompletion
+/// prompts, and LibreChat's title prompt. A request whose last user message or
+/// system message contains one is a background task.
+pub const DEFAULT_TASK_MARKERS: &[&str] = &[
+    "generate a concise, 3-5 word title",
+    "generate 1-3 broad tags categorizing the main themes",
+    "suggest 3-5 relevant follow-up questions",
+    "analyze the chat history to determine the necessity of generating search queries",
+    "you are an autocompletion system",
+    "please generate a concise, 5-word-or-less title for the conversation",
+];
 
 /// More layers multiply cost and latency for little gain (the MoA paper used 3).
 pub const MAX_LAYERS: usize = 4;
@@ -135,6 +194,18 @@ pub struct Policy {
     pub keep_alive_ms: u64,
     /// Each panel answer is cut to this many characters in the synthesis prompt.
     pub max_answer_chars: usize,
+    /// Cut the stragglers once `min_panel` answers are in (relative to how
+    /// fast those were); off when `None`.
+    pub straggler: Option<Straggler>,
+}
+
+/// `straggler`: once `min_panel` answers are in, the rest get at most
+/// `max(min_ms, factor × the time the min_panel-th answer took)` from the
+/// start of the panel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Straggler {
+    pub factor: f64,
+    pub min_ms: u64,
 }
 
 impl Default for Policy {
@@ -148,6 +219,7 @@ impl Default for Policy {
             progress: false,
             keep_alive_ms: DEFAULT_KEEP_ALIVE_MS,
             max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
+            straggler: None,
         }
     }
 }

@@ -28,6 +28,10 @@ const ENSEMBLE_FIELDS: &[&str] = &[
     "layers",
     "keep_history",
     "vision",
+    "straggler",
+    "tool_turns",
+    "task_model",
+    "task_markers",
 ];
 
 pub(super) fn parse(value: Value) -> Result<Config, String> {
@@ -89,12 +93,43 @@ pub(super) fn parse(value: Value) -> Result<Config, String> {
             progress: f.boolean("progress")?.unwrap_or(false),
             keep_alive_ms: f.uint("keep_alive_ms")?.unwrap_or(DEFAULT_KEEP_ALIVE_MS),
             max_answer_chars: f.uint("max_answer_chars")?.map_or(DEFAULT_MAX_ANSWER_CHARS, |n| n as usize),
+            straggler: match f.value("straggler") {
+                None => None,
+                Some(v) => {
+                    let mut s = Fields::of(v, &format!("ensembles.{name}.straggler"))?;
+                    let straggler = Straggler { factor: s.number("factor")?.unwrap_or(2.0), min_ms: s.uint("min_ms")?.unwrap_or(1000) };
+                    s.done(&["factor", "min_ms"])?;
+                    Some(straggler)
+                }
+            },
+        };
+        let tool_turns = match f.choice("tool_turns", &["auto", "summary", "ensemble"])? {
+            Some(1) => ToolTurns::Summary,
+            Some(2) => ToolTurns::Ensemble,
+            _ => ToolTurns::Auto,
+        };
+        // `"summary"` (or absent): background tasks go to the summary model(s).
+        let task_model = match f.value("task_model") {
+            None => None,
+            Some(Value::String(s)) if s == "summary" => None,
+            Some(v) => Some(list(vec![v], &format!("ensembles.{name}.task_model"))?),
+        };
+        let task_markers = match f.value("task_markers") {
+            None => DEFAULT_TASK_MARKERS.iter().map(|m| (*m).to_owned()).collect(),
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .map(|m| m.as_str().map(str::to_ascii_lowercase).ok_or_else(|| format!("ensembles.{name}: `task_markers` must be a list of strings")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(format!("ensembles.{name}: `task_markers` must be a list of strings")),
         };
         let ensemble = Ensemble {
             description: f.string("description")?,
             synthesis_prompt: f.string("synthesis_prompt")?,
             layers: f.uint("layers")?.map_or(1, |n| n as usize),
             keep_history: f.boolean("keep_history")?.unwrap_or(true),
+            tool_turns,
+            task_model,
+            task_markers,
             name,
             panel,
             summary,

@@ -287,18 +287,18 @@ fn ensembles_are_sorted_by_name() {
 #[test]
 fn images_go_to_the_vision_models() {
     let e = ens(json!({"panel": [m()], "summary": m(), "vision": {"panel": [{"endpoint": "https://v.test", "model": "vp"}], "summary": {"endpoint": "https://v.test", "model": "vs"}}}));
-    let text = e.lineup(false).unwrap();
+    let text = e.lineup(false, Route::Ensemble).unwrap();
     assert_eq!((text.panel[0].model.as_str(), text.summary[0].model.as_str()), ("m", "m"));
-    let vision = e.lineup(true).unwrap();
+    let vision = e.lineup(true, Route::Ensemble).unwrap();
     assert_eq!((vision.panel[0].model.as_str(), vision.summary[0].model.as_str()), ("vp", "vs"));
     let names: Vec<&str> = e.models().map(|m| m.model.as_str()).collect();
     assert_eq!(names, ["m", "m", "vp", "vs"]);
     let blind = ens(json!({"summary": m()}));
-    let err = blind.lineup(true).unwrap_err();
+    let err = blind.lineup(true, Route::Ensemble).unwrap_err();
     assert_eq!(err.status(), 400);
     assert_eq!(err.code(), Some("vision_not_supported"));
     assert!(err.message().contains("`e` has no vision models"), "{}", err.message());
-    assert!(blind.lineup(false).is_ok());
+    assert!(blind.lineup(false, Route::Ensemble).is_ok());
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 mod panel;
 pub mod prompt;
+mod read;
 pub mod report;
 pub mod retry;
 mod summary;
@@ -18,11 +19,11 @@ use std::pin::Pin;
 
 use futures::stream::Stream;
 
-use crate::core::config::{Lineup, ModelSpec};
+use crate::core::config::{Ensemble, Lineup, ModelSpec, Route, ToolTurns};
 use crate::core::dialects::Encoder;
 use crate::core::error::{Failure, N1Error};
 use crate::core::events::{Completion, Event};
-use crate::core::request::Request;
+use crate::core::request::{Request, Role};
 use crate::core::secrets::Secrets;
 use crate::core::usage::Usage;
 use report::{N1Meta, Progress};
@@ -103,6 +104,11 @@ impl<'a> Out<'a> {
         self.enc.finish(meta, usage, &mut self.buf);
     }
 
+    /// Whether anything waits to be sent.
+    pub fn has_pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     pub fn keep_alive(&mut self) {
         self.enc.keep_alive(&mut self.buf);
     }
@@ -131,6 +137,33 @@ pub struct Answer {
     pub meta: N1Meta,
     /// The summary failed and the best panel answer stands in.
     pub fallback: bool,
+}
+
+/// The path a request takes: straight to one model when asked for, for a
+/// front-end's background task, or for a tool turn (`tool_turns`); else the
+/// panel and the summary.
+pub fn route(ens: &Ensemble, req: &Request) -> Route {
+    if req.direct {
+        return Route::Direct;
+    }
+    let marked = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        ens.task_markers.iter().any(|m| text.contains(m.as_str()))
+    };
+    let last_user = req.messages.iter().rev().find(|m| m.role == Role::User);
+    if last_user.is_some_and(|m| marked(&m.text())) || req.messages.iter().any(|m| m.role.is_system() && marked(&m.text())) {
+        return Route::Task;
+    }
+    let tool_turn = match ens.tool_turns {
+        ToolTurns::Ensemble => false,
+        ToolTurns::Summary => !req.params.tools.is_empty(),
+        ToolTurns::Auto => req.messages.last().is_some_and(|m| matches!(m.role, Role::Tool | Role::Function)),
+    };
+    if tool_turn {
+        Route::Summary
+    } else {
+        Route::Ensemble
+    }
 }
 
 fn deadline_of(rt: &impl Runtime, lineup: &Lineup) -> f64 {

@@ -1,22 +1,25 @@
 //! The panel phase: every panel model answers the conversation (at most
-//! `MAX_IN_FLIGHT` calls open), each call retried on transient faults; the
-//! phase ends when all have answered, the quorum is reached or the panel
-//! deadline passes. With layers (Mixture-of-Agents), the panel answers again
-//! with the previous layer's answers as references. On a stream, keep-alives
-//! and progress events go out while it works.
+//! `MAX_IN_FLIGHT` calls open), each call streamed (so a model that is stuck
+//! is told apart from one that is slow, and its text can be shown as it comes)
+//! and retried on transient faults before its stream starts; the phase ends
+//! when all have answered, the quorum is reached, the stragglers are cut or the
+//! panel deadline passes. With layers (Mixture-of-Agents), the panel answers
+//! again with the previous layer's answers as references. On a stream,
+//! keep-alives and progress events go out while it works.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::pin::Pin;
 
 use futures::future::{select, Either};
 use futures::stream::{self, Stream, StreamExt};
 
 use super::report::{MemberReport, MemberStatus, PanelEnd, PanelEntry, Progress};
-use super::retry::with_retries;
+use super::read::{Fault, Reader};
+use super::retry::{with_retries, DEFAULT_TIMEOUT_MS};
 use super::{prompt, ClientGone, Out, Runtime, MAX_IN_FLIGHT};
-use crate::core::config::Lineup;
+use crate::core::config::{Lineup, ModelSpec};
 use crate::core::error::{Failure, FailureKind, N1Error};
-use crate::core::events::Completion;
+use crate::core::events::{Completion, Event};
 use crate::core::providers::Call;
 use crate::core::request::{panel_messages, Conversation, Request};
 use crate::core::usage::Usage;
@@ -25,8 +28,17 @@ use crate::core::usage::Usage;
 struct Member {
     index: usize,
     latency_ms: f64,
+    /// From sending the request to the first content or reasoning token.
+    ttft_ms: Option<f64>,
     attempts: u32,
     outcome: Result<Completion, Failure>,
+}
+
+/// Text the members streamed that is not yet out as a `panel_delta` event
+/// (kept only when the client wants progress events).
+struct Live {
+    deltas: bool,
+    pending: Vec<RefCell<String>>,
 }
 
 /// Why the panel phase stopped short of a synthesis.
@@ -127,6 +139,7 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
             model,
             status: MemberStatus::Ok,
             latency_ms,
+            ttft_ms: m.ttft_ms.map(|t| t.max(0.0).round() as u64),
             attempts: m.attempts,
             usage: c.usage,
             error: None,
@@ -136,12 +149,51 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
             model,
             status: f.kind.into(),
             latency_ms,
+            ttft_ms: m.ttft_ms.map(|t| t.max(0.0).round() as u64),
             attempts: m.attempts,
             usage: None,
             error: Some(f.clone()),
             truncated: false,
         },
     }
+}
+
+/// One member's answer: its stream opened (retried on transient faults) and
+/// read to its end, the answer assembled; its text also goes to `live`.
+#[allow(clippy::too_many_arguments)]
+async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, tries: &Cell<u32>, live: &RefCell<String>, deltas: bool, first: &Cell<Option<f64>>) -> Result<Completion, Failure> {
+    let upstream = with_retries(rt, model, deadline, tries, |t| rt.open_stream(model, body, t)).await?;
+    let mut reader = Reader::new(rt, upstream, model.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS), deadline);
+    let mut decoder = model.provider.decoder();
+    let mut answer = Completion::default();
+    let mut emit = |ev: Event<'_>| {
+        if ev.is_content() && first.get().is_none() {
+            first.set(Some(rt.now_ms()));
+        }
+        if let (true, Event::Text(t)) = (deltas, &ev) {
+            live.borrow_mut().push_str(t);
+        }
+        answer.collect(ev);
+    };
+    let fault = loop {
+        match reader.next().await {
+            Ok(Some(bytes)) => {
+                if let Err(e) = decoder.push(&bytes, &mut emit) {
+                    break Fault::Stream(e);
+                }
+            }
+            Ok(None) => match decoder.end(&mut emit) {
+                Ok(()) => return Ok(answer),
+                Err(e) => break Fault::Stream(e),
+            },
+            Err(f) => break f,
+        }
+    };
+    let reason = fault.message("panel model", rt.secrets());
+    Err(match fault {
+        Fault::Idle(_) | Fault::Deadline => Failure::timeout(&model.model, reason),
+        _ => Failure::new(&model.model, Some(200), FailureKind::Error, reason),
+    })
 }
 
 /// The layer's calls as a stream that yields each member when it finishes.
@@ -153,19 +205,16 @@ fn calls<'a, R: Runtime>(
     conversation: Conversation<'a>,
     deadline: f64,
     tries: &'a [Cell<u32>],
+    live: &'a Live,
 ) -> Pin<Box<dyn Stream<Item = Member> + 'a>> {
     let calls = lineup.panel.iter().enumerate().map(move |(index, model)| async move {
-        let call = Call { model, conversation, params: &req.params, stream: false, with_tools: false };
+        let call = Call { model, conversation, params: &req.params, stream: true, with_tools: false };
         let body = model.provider.body(&call);
         // Timed from when the call starts, not from when it was queued.
         let t0 = rt.now_ms();
-        let body = &body;
-        let outcome = with_retries(rt, model, deadline, &tries[index], |t| async move {
-            let text = rt.complete(model, body, t).await?;
-            model.provider.parse_reply(&text).map_err(|r| Failure::new(&model.model, Some(200), FailureKind::Error, r))
-        })
-        .await;
-        Member { index, latency_ms: rt.now_ms() - t0, attempts: tries[index].get(), outcome }
+        let first = Cell::new(None);
+        let outcome = answer(rt, model, &body, deadline, &tries[index], &live.pending[index], live.deltas, &first).await;
+        Member { index, latency_ms: rt.now_ms() - t0, ttft_ms: first.get().map(|t| t - t0), attempts: tries[index].get(), outcome }
     });
     Box::pin(stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT))
 }
@@ -176,8 +225,11 @@ fn calls<'a, R: Runtime>(
 /// the interval, a client that left is noticed within `keep_alive_ms`.
 const KEEP_ALIVES_PER_INTERVAL: u64 = 4;
 
+/// At most one `panel_delta` event per member this often (deltas coalesced).
+const DELTA_MS: u64 = 100;
+
 /// One layer: every member until all answered, the quorum is reached, the
-/// panel deadline passes or the client leaves.
+/// stragglers are cut, the panel deadline passes or the client leaves.
 async fn run_layer<R: Runtime>(
     rt: &R,
     lineup: &Lineup<'_>,
@@ -192,32 +244,55 @@ async fn run_layer<R: Runtime>(
     let panel_deadline = policy.panel_timeout_ms.map_or(deadline, |t| deadline.min(start + t as f64));
     let n = lineup.panel.len();
     let tries: Vec<Cell<u32>> = vec![Cell::new(0); n];
-    let mut pending = calls(rt, lineup, req, conversation, panel_deadline, &tries);
+    let deltas = out.as_ref().is_some_and(|o| o.progress);
+    let live = Live { deltas, pending: (0..n).map(|_| RefCell::new(String::new())).collect() };
+    let mut pending = calls(rt, lineup, req, conversation, panel_deadline, &tries, &live);
     let mut gone = match out.as_deref() {
         Some(o) => o.sink.gone(),
         None => Box::pin(futures::future::pending()),
     };
     let mut members = Vec::with_capacity(n);
     let mut ok = 0;
-    // One timer at a time, re-armed only when it fires (the next keep-alive or
-    // the panel deadline), not on every member's answer: timers cost a JS
-    // round trip each.
-    let tick_ms = out.as_ref().map(|_| (policy.keep_alive_ms / KEEP_ALIVES_PER_INTERVAL).max(1));
-    let wake = move |now: f64| tick_ms.map_or(panel_deadline - now, |t| (t as f64).min(panel_deadline - now)).max(0.0) as u64;
-    let mut timer = Box::pin(rt.sleep(wake(start)));
+    // Once `min_panel` answers are in, the stragglers' time is up at this instant.
+    let mut cutoff: Option<f64> = None;
+    // One timer at a time, re-armed only when it fires (the next keep-alive,
+    // delta flush, straggler cutoff or the panel deadline), not on every
+    // member's answer: timers cost a JavaScript round trip each.
+    let keep_alive = (policy.keep_alive_ms / KEEP_ALIVES_PER_INTERVAL).max(1);
+    let tick_ms = out.as_ref().map(|_| if deltas { keep_alive.min(DELTA_MS) } else { keep_alive });
+    let wake = |now: f64, cutoff: Option<f64>| {
+        let end = cutoff.map_or(panel_deadline, |c| c.min(panel_deadline));
+        tick_ms.map_or(end - now, |t| (t as f64).min(end - now)).max(0.0) as u64
+    };
+    let mut timer = Box::pin(rt.sleep(wake(start, cutoff)));
+    let mut last_write = start;
     let end = loop {
+        let now = rt.now_ms();
         if policy.quorum.is_some_and(|q| ok >= q) && members.len() < n {
             break PanelEnd::Quorum;
         }
-        if panel_deadline - rt.now_ms() < 1.0 {
+        if cutoff.is_some_and(|c| now >= c) && members.len() < n {
+            break PanelEnd::Straggler;
+        }
+        if panel_deadline - now < 1.0 {
             break PanelEnd::Timeout;
         }
         match select(select(pending.next(), &mut timer), &mut gone).await {
             Either::Left((Either::Left((Some(m), _)), _)) => {
-                ok += m.outcome.is_ok() as usize;
+                if m.outcome.is_ok() {
+                    ok += 1;
+                    if ok == policy.min_panel {
+                        cutoff = policy.straggler.map(|s| start + (s.min_ms as f64).max(s.factor * (rt.now_ms() - start)));
+                        if cutoff.is_some() {
+                            timer = Box::pin(rt.sleep(wake(rt.now_ms(), cutoff)));
+                        }
+                    }
+                }
                 if let Some(out) = out.as_deref_mut() {
+                    flush_delta(out, lineup, layer, &live, m.index);
                     member_progress(out, lineup, layer, &m);
                     out.flush().await?;
+                    last_write = rt.now_ms();
                 }
                 members.push(m);
             }
@@ -225,10 +300,19 @@ async fn run_layer<R: Runtime>(
             Either::Left((Either::Right(_), _)) => {
                 let now = rt.now_ms();
                 if let Some(out) = out.as_deref_mut().filter(|_| now < panel_deadline) {
-                    out.keep_alive();
-                    out.flush().await?;
+                    for i in 0..n {
+                        flush_delta(out, lineup, layer, &live, i);
+                    }
+                    // Any write probes for a client that left; on silence, a comment.
+                    if out.has_pending() || now - last_write >= keep_alive as f64 {
+                        if !out.has_pending() {
+                            out.keep_alive();
+                        }
+                        out.flush().await?;
+                        last_write = now;
+                    }
                 }
-                timer = Box::pin(rt.sleep(wake(now)));
+                timer = Box::pin(rt.sleep(wake(now, cutoff)));
             }
             Either::Right(_) => return Err(ClientGone),
         }
@@ -243,11 +327,18 @@ async fn run_layer<R: Runtime>(
             }
             let f = match end {
                 PanelEnd::Timeout => Failure::timeout(&m.model, "no answer before the panel deadline"),
+                PanelEnd::Straggler => Failure::new(
+                    &m.model,
+                    None,
+                    FailureKind::Cancelled,
+                    format!("cut as a straggler: no answer {} ms into the panel", (now - start).round() as u64),
+                ),
                 _ => Failure::new(&m.model, None, FailureKind::Cancelled, "not needed: the quorum was reached"),
             };
             // A member still queued (beyond MAX_IN_FLIGHT) made no attempt.
-            let member = Member { index, latency_ms: now - start, attempts: tries[index].get(), outcome: Err(f) };
+            let member = Member { index, latency_ms: now - start, ttft_ms: None, attempts: tries[index].get(), outcome: Err(f) };
             if let Some(out) = out.as_deref_mut() {
+                flush_delta(out, lineup, layer, &live, index);
                 member_progress(out, lineup, layer, &member);
             }
             members.push(member);
@@ -260,6 +351,14 @@ async fn run_layer<R: Runtime>(
     Ok((members, end))
 }
 
+/// Member `index`'s text since its last `panel_delta`, as one event.
+fn flush_delta(out: &mut Out, lineup: &Lineup, layer: Option<usize>, live: &Live, index: usize) {
+    let text = std::mem::take(&mut *live.pending[index].borrow_mut());
+    if !text.is_empty() {
+        out.progress(&Progress::PanelDelta { index, model: &lineup.panel[index].model, layer, content: &text });
+    }
+}
+
 fn member_progress(out: &mut Out, lineup: &Lineup, layer: Option<usize>, m: &Member) {
     if !out.progress {
         return;
@@ -270,6 +369,7 @@ fn member_progress(out: &mut Out, lineup: &Lineup, layer: Option<usize>, m: &Mem
         model: &r.model,
         status: r.status,
         latency_ms: r.latency_ms,
+        ttft_ms: r.ttft_ms,
         attempts: r.attempts,
         usage: r.usage,
         error: r.error.as_ref(),

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::core::config::Route;
 use crate::core::error::{Failure, FailureKind};
 use crate::core::usage::Usage;
 
@@ -39,6 +40,9 @@ pub enum PanelEnd {
     Quorum,
     /// The panel deadline passed; stragglers were aborted.
     Timeout,
+    /// `min_panel` answers were in and the rest were too slow relative to
+    /// them (`straggler`); they were cut.
+    Straggler,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,7 +59,11 @@ pub enum SummaryStatus {
 pub struct MemberReport {
     pub model: String,
     pub status: MemberStatus,
+    /// From sending the request to the last chunk.
     pub latency_ms: u64,
+    /// From sending the request to the first content or reasoning token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
     /// Calls made, retries included (0: still queued when it was cancelled).
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +91,8 @@ pub struct SummaryReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct N1Meta {
     pub ensemble: String,
+    /// The path the request took.
+    pub route: Route,
     pub panel: Vec<MemberReport>,
     /// Successful panel answers / panel size.
     pub panel_ok: usize,
@@ -122,6 +132,8 @@ pub enum Progress<'a> {
         model: &'a str,
         status: MemberStatus,
         latency_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ttft_ms: Option<u64>,
         attempts: u32,
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
@@ -131,6 +143,15 @@ pub enum Progress<'a> {
         layer: Option<usize>,
         #[serde(skip_serializing_if = "Option::is_none")]
         content: Option<&'a str>,
+    },
+    /// A member's text since its last delta, while it answers (at most one
+    /// per member per 100 ms).
+    PanelDelta {
+        index: usize,
+        model: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        layer: Option<usize>,
+        content: &'a str,
     },
     PanelDone {
         panel_ok: usize,

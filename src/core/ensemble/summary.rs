@@ -8,15 +8,15 @@
 use std::cell::Cell;
 
 use futures::future::{select, Either};
-use futures::stream::StreamExt;
 
 use super::panel::Panel;
 use super::report::{N1Meta, Progress, SummaryReport, SummaryStatus};
 use super::retry::{with_retries, DEFAULT_TIMEOUT_MS};
+use super::read::{Fault, Reader};
 use super::{prompt, Answer, ClientGone, Gone, Out, Runtime};
 use crate::core::config::{Lineup, ModelSpec, OnSummaryFailure};
 use crate::core::error::{Failure, FailureKind, N1Error};
-use crate::core::events::{Completion, Event, StreamError};
+use crate::core::events::{Completion, Event};
 use crate::core::providers::Call;
 use crate::core::request::{last_turn, Conversation, Request};
 use crate::core::usage::Usage;
@@ -130,6 +130,7 @@ fn meta(lineup: &Lineup, req: &Request, panel: &Panel, summary: SummaryReport) -
     let panel_ok = panel.answers.len();
     N1Meta {
         ensemble: ens.name.clone(),
+        route: lineup.route,
         panel: panel.reports.clone(),
         panel_ok,
         panel_total: lineup.panel.len(),
@@ -156,53 +157,27 @@ enum Relayed {
     Deadline,
 }
 
-enum Fault {
-    Stream(StreamError),
-    Network(String),
-    Idle(u64),
-    Deadline,
-}
-
 /// Open the summary model's stream and relay it, read by read: each read is
 /// decoded into events, encoded by the dialect and sent. Bounded by the
 /// model's `timeout_ms` between reads and by the request's deadline.
 async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, out: &mut Out<'_>, gone: &mut Gone) -> Result<Relayed, ClientGone> {
     let tries = Cell::new(0);
     let opening = with_retries(rt, model, deadline, &tries, |t| rt.open_stream(model, body, t));
-    let mut upstream = match select(Box::pin(opening), &mut *gone).await {
+    let upstream = match select(Box::pin(opening), &mut *gone).await {
         Either::Left((Ok(b), _)) => b,
         Either::Left((Err(f), _)) => return Ok(Relayed::FailedEarly(f)),
         Either::Right(_) => return Err(ClientGone),
     };
+    let mut reader = Reader::new(rt, upstream, model.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS), deadline);
     let mut decoder = model.provider.decoder();
     let mut usage = None;
     // Held until the stream ended well: a model that fails after its finish
     // reason must not leave it to the fallback that answers instead.
     let mut finish = None;
     let mut sent = false;
-    let idle_ms = model.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-    // The idle timer is re-armed when it fires, for what is left of the idle
-    // window since the last read, instead of once per read.
-    let mut last_read = rt.now_ms();
-    let mut timer = Box::pin(rt.sleep(idle_ms.min((deadline - last_read).max(0.0) as u64)));
     let result = loop {
-        if deadline - rt.now_ms() < 1.0 {
-            break Err(Fault::Deadline);
-        }
-        let read = match select(select(upstream.next(), &mut timer), &mut *gone).await {
-            Either::Left((Either::Left((read, _)), _)) => read,
-            Either::Left((Either::Right(_), _)) => {
-                let now = rt.now_ms();
-                let idle_until = last_read + idle_ms as f64;
-                if now >= deadline {
-                    break Err(Fault::Deadline);
-                }
-                if now >= idle_until {
-                    break Err(Fault::Idle(idle_ms));
-                }
-                timer = Box::pin(rt.sleep((idle_until.min(deadline) - now).ceil() as u64));
-                continue;
-            }
+        let read = match select(Box::pin(reader.next()), &mut *gone).await {
+            Either::Left((read, _)) => read,
             Either::Right(_) => return Err(ClientGone),
         };
         let mut emit = |ev: Event<'_>| match ev {
@@ -214,15 +189,12 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
             }
         };
         let r = match read {
-            Some(Ok(bytes)) => {
-                last_read = rt.now_ms();
-                decoder.push(&bytes, &mut emit).map_err(Fault::Stream)
-            }
-            Some(Err(e)) => Err(Fault::Network(e)),
-            None => match decoder.end(&mut emit) {
+            Ok(Some(bytes)) => decoder.push(&bytes, &mut emit).map_err(Fault::Stream),
+            Ok(None) => match decoder.end(&mut emit) {
                 Ok(()) => break Ok(()),
                 Err(e) => Err(Fault::Stream(e)),
             },
+            Err(fault) => Err(fault),
         };
         out.flush().await?;
         if let Err(fault) = r {
@@ -240,14 +212,11 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
         Err(f) => f,
     };
     rt.abort_in_flight();
+    if matches!(fault, Fault::Deadline) {
+        return Ok(Relayed::Deadline);
+    }
     let secrets = rt.secrets();
-    let message = match &fault {
-        Fault::Stream(e @ StreamError::Upstream(body)) => e.message(Some(&secrets.summarize_error(body))),
-        Fault::Stream(e) => e.message(None),
-        Fault::Network(e) => secrets.scrub(&format!("The summary model's stream broke: {e}")),
-        Fault::Idle(ms) => format!("The summary model sent nothing for {ms} ms."),
-        Fault::Deadline => return Ok(Relayed::Deadline),
-    };
+    let message = fault.message("summary model", secrets);
     if !sent {
         return Ok(Relayed::FailedEarly(Failure::new(&model.model, Some(200), FailureKind::Error, secrets.scrub(&message))));
     }

@@ -117,13 +117,19 @@ enum State {
 
 impl Decoder {
     pub fn push(&mut self, bytes: &[u8], emit: Emit) -> Result<(), StreamError> {
-        self.parser.push(bytes, &mut self.events).map_err(|_| StreamError::Malformed("a line without end"))?;
+        self.parser.push(bytes, &mut self.events).map_err(|e| match e {
+            sse::SseError::LineTooLong => StreamError::Malformed("a line without end"),
+            sse::SseError::InvalidUtf8 => StreamError::Malformed("an event that is not valid UTF-8"),
+        })?;
         self.drain(emit)
     }
 
     /// The stream ended: an error unless it ended the way its format says it should.
     pub fn end(&mut self, emit: Emit) -> Result<(), StreamError> {
         self.parser.finish(&mut self.events);
+        if self.parser.invalid_utf8() {
+            return Err(StreamError::Malformed("an event that is not valid UTF-8"));
+        }
         self.drain(emit)?;
         let complete = match &self.state {
             State::Openai(s) => s.complete(),
@@ -155,5 +161,4 @@ impl Decoder {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

@@ -81,7 +81,9 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
     let model = take("model").and_then(into_string).filter(|s| !s.is_empty());
     let stream = take("stream").and_then(|v| v.as_bool()).unwrap_or(false);
     let include_usage = take("stream_options").and_then(|o| o.get("include_usage")?.as_bool()).unwrap_or(false);
-    let progress = take("n1").and_then(|o| o.get("progress")?.as_bool()).unwrap_or(false);
+    let n1 = take("n1");
+    let flag = |k: &str| n1.as_ref().and_then(|o| o.get(k)?.as_bool()).unwrap_or(false);
+    let (progress, direct) = (flag("progress"), flag("direct"));
     take("n"); // only 1 is accepted: one answer is what an ensemble gives
     let params = Params {
         temperature: take("temperature").and_then(|v| v.as_f64()),
@@ -107,7 +109,7 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
         user: take("user").and_then(into_string),
         extra: body,
     };
-    Ok(Request { model, messages, params, stream, include_usage, progress, ..Request::default() })
+    Ok(Request { model, messages, params, stream, include_usage, progress, direct, ..Request::default() })
 }
 
 /// The body as JSON: parsed from `str` (one serde_json reader in the build).

@@ -142,10 +142,12 @@ fn decode_body(bytes: &[u8], create: bool) -> Result<Request, N1Error> {
         user: user.and_then(Value::as_str).map(str::to_owned),
         ..Params::default()
     };
+    let flag = |k: &str| get("n1").and_then(|o| o.get(k)?.as_bool()).unwrap_or(false);
     Ok(Request {
         model: get("model").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned),
         stream: get("stream").and_then(Value::as_bool).unwrap_or(false),
-        progress: get("n1").and_then(|o| o.get("progress")?.as_bool()).unwrap_or(false),
+        progress: flag("progress"),
+        direct: flag("direct"),
         messages,
         params,
         ignored_tools,

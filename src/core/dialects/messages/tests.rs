@@ -3,6 +3,7 @@ use std::borrow::Cow;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::core::config::Route;
 use crate::core::dialects::{Encoder, ReplyIds};
 use crate::core::ensemble::report::{N1Meta, PanelEnd, Progress, SummaryReport, SummaryStatus};
 use crate::core::ensemble::Answer;
@@ -224,9 +225,9 @@ fn accepted_and_ignored_fields() {
         "thinking": {"type": "enabled", "budget_tokens": 2048}, "service_tier": "auto", "container": "c-1",
         "mcp_servers": [], "context_management": {}, "output_config": {"effort": "high"}, "inference_geo": "us",
         "speed": "fast", "cache_control": {"type": "ephemeral"}, "some_future_field": {"x": 1}, "temperature": null,
-        "n1": {"progress": true},
+        "n1": {"progress": true, "direct": true},
     }));
-    assert!(r.progress);
+    assert!(r.progress && r.direct);
     assert_eq!(r.params.reasoning_effort, None);
     assert_eq!(r.params.temperature, None);
     assert!(r.params.extra.is_empty());
@@ -296,6 +297,7 @@ fn ids() -> ReplyIds {
 fn meta() -> N1Meta {
     N1Meta {
         ensemble: "council".into(),
+        route: Route::Ensemble,
         panel: vec![],
         panel_ok: 2,
         panel_total: 2,

@@ -51,7 +51,9 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
     let mut req = Request::default();
     req.model = body.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).map(str::to_owned);
     req.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    req.progress = body.get("n1").and_then(|n| n.get("progress")).and_then(Value::as_bool).unwrap_or(false);
+    let flag = |k: &str| body.get("n1").and_then(|n| n.get(k)).and_then(Value::as_bool).unwrap_or(false);
+    req.progress = flag("progress");
+    req.direct = flag("direct");
     // A stream's final event carries the usage: no separate usage chunk to ask for.
     req.include_usage = true;
     req.previous = body.get("previous_response_id").and_then(Value::as_str).map(str::to_owned);

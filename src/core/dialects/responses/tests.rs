@@ -20,6 +20,7 @@ fn ids() -> ReplyIds {
 fn meta() -> N1Meta {
     N1Meta {
         ensemble: "council".into(),
+        route: crate::core::config::Route::Ensemble,
         panel: vec![],
         panel_ok: 0,
         panel_total: 0,
