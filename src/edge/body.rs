@@ -8,6 +8,7 @@ use wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys, web_sys::Request};
 
 use super::access::header;
+use super::fetch::JsBody;
 use crate::core::ensemble::{Gone, Sink};
 use crate::core::error::N1Error;
 
@@ -30,7 +31,7 @@ pub async fn read(req: &Request, max: u64) -> Result<Vec<u8>, N1Error> {
     }
     let Some(stream) = req.body() else { return Ok(Vec::new()) };
     let mut body = Vec::new();
-    let mut stream = worker::ByteStream::from(stream);
+    let mut stream = JsBody::new(&stream);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| unreadable())?;
         if body.len() as u64 + chunk.len() as u64 > max {
@@ -48,7 +49,7 @@ pub async fn read(req: &Request, max: u64) -> Result<Vec<u8>, N1Error> {
 /// mid-request". Past this much the rest is cancelled (dropping the stream).
 const DRAIN_MAX_BYTES: u64 = 16 << 20;
 
-async fn drain(stream: &mut worker::ByteStream, mut left: u64) {
+async fn drain(stream: &mut JsBody, mut left: u64) {
     while let Some(Ok(chunk)) = stream.next().await {
         left = left.saturating_sub(chunk.len() as u64);
         if left == 0 {

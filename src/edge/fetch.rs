@@ -160,14 +160,14 @@ fn js_error(e: &JsValue) -> String {
 /// A response body as a stream of byte chunks, read with the stream's own
 /// reader: `reader.read()` per chunk and nothing else (no `releaseLock` after
 /// each read, which costs workerd more than the read).
-struct JsBody {
+pub struct JsBody {
     reader: web_sys::ReadableStreamDefaultReader,
     pending: Option<JsFuture>,
     done: bool,
 }
 
 impl JsBody {
-    fn new(stream: &web_sys::ReadableStream) -> Self {
+    pub fn new(stream: &web_sys::ReadableStream) -> Self {
         JsBody { reader: stream.get_reader().unchecked_into(), pending: None, done: false }
     }
 }

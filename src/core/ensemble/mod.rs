@@ -8,6 +8,7 @@
 //! the request, events, completions; dialects encode what it produces.
 
 mod panel;
+mod pool;
 pub mod prompt;
 mod read;
 pub mod report;

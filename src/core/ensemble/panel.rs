@@ -11,9 +11,10 @@ use std::cell::{Cell, RefCell};
 use std::pin::Pin;
 
 use futures::future::{select, Either};
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::{Stream, StreamExt};
 
 use super::report::{MemberReport, MemberStatus, PanelEnd, PanelEntry, Progress};
+use super::pool::Pool;
 use super::read::{Fault, Reader};
 use super::retry::{with_retries, DEFAULT_TIMEOUT_MS};
 use super::{prompt, ClientGone, Out, Runtime, MAX_IN_FLIGHT};
@@ -216,7 +217,7 @@ fn calls<'a, R: Runtime>(
         let outcome = answer(rt, model, &body, deadline, &tries[index], &live.pending[index], live.deltas, &first).await;
         Member { index, latency_ms: rt.now_ms() - t0, ttft_ms: first.get().map(|t| t - t0), attempts: tries[index].get(), outcome }
     });
-    Box::pin(stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT))
+    Box::pin(Pool::new(calls, MAX_IN_FLIGHT))
 }
 
 /// Keep-alive comments per `keep_alive_ms` while the panel works. They double
