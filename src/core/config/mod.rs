@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::core::error::N1Error;
+pub use crate::core::cost::Price;
 pub use crate::core::providers::Provider;
 
 /// Name of the ensemble an original N-1 config becomes.
@@ -43,6 +44,8 @@ pub struct ModelSpec {
     pub max_tokens: Option<u64>,
     /// Fields added to every request body to this model (the operator's word wins).
     pub extra_body: Map<String, Value>,
+    /// USD per million tokens (`price`; Workers AI's built-in models have theirs).
+    pub price: Option<Price>,
 }
 
 /// The models that answer requests carrying images.
@@ -117,6 +120,9 @@ pub const DEFAULT_KEEP_ALIVE_MS: u64 = 3_000;
 /// most of a 128k-token context to the conversation.
 pub const DEFAULT_MAX_ANSWER_CHARS: usize = 32_000;
 
+/// Output tokens a budget reservation assumes per call when no `max_tokens` caps it.
+pub const DEFAULT_RESERVE_OUTPUT_TOKENS: u64 = 1_024;
+
 /// How an ensemble copes with slow and failing models.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -135,6 +141,9 @@ pub struct Policy {
     pub keep_alive_ms: u64,
     /// Each panel answer is cut to this many characters in the synthesis prompt.
     pub max_answer_chars: usize,
+    /// Output tokens a budget reservation assumes per call when neither the
+    /// client nor the model sets `max_tokens`.
+    pub reserve_output_tokens: u64,
 }
 
 impl Default for Policy {
@@ -148,6 +157,7 @@ impl Default for Policy {
             progress: false,
             keep_alive_ms: DEFAULT_KEEP_ALIVE_MS,
             max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
+            reserve_output_tokens: DEFAULT_RESERVE_OUTPUT_TOKENS,
         }
     }
 }

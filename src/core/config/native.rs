@@ -11,7 +11,7 @@ use super::*;
 
 const PROVIDERS: &[&str] = &["openai", "anthropic", "workers-ai"];
 const MODEL_FIELDS: &[&str] =
-    &["provider", "endpoint", "model", "temperature", "api_key_secret", "timeout_ms", "max_retries", "headers", "max_tokens", "extra_body"];
+    &["provider", "endpoint", "model", "temperature", "api_key_secret", "timeout_ms", "max_retries", "headers", "max_tokens", "extra_body", "price"];
 const ENSEMBLE_FIELDS: &[&str] = &[
     "description",
     "panel",
@@ -28,6 +28,7 @@ const ENSEMBLE_FIELDS: &[&str] = &[
     "layers",
     "keep_history",
     "vision",
+    "reserve_output_tokens",
 ];
 
 pub(super) fn parse(value: Value) -> Result<Config, String> {
@@ -89,6 +90,7 @@ pub(super) fn parse(value: Value) -> Result<Config, String> {
             progress: f.boolean("progress")?.unwrap_or(false),
             keep_alive_ms: f.uint("keep_alive_ms")?.unwrap_or(DEFAULT_KEEP_ALIVE_MS),
             max_answer_chars: f.uint("max_answer_chars")?.map_or(DEFAULT_MAX_ANSWER_CHARS, |n| n as usize),
+            reserve_output_tokens: f.uint("reserve_output_tokens")?.unwrap_or(DEFAULT_RESERVE_OUTPUT_TOKENS),
         };
         let ensemble = Ensemble {
             description: f.string("description")?,
@@ -126,10 +128,20 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
             _ => Err(format!("{at}: `headers` values must be strings")),
         })
         .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let model = f.required_string("model")?;
+    // Workers AI's built-in models carry their published prices.
+    let price = match f.value("price") {
+        Some(p) => Some(price(p, &format!("{at}.price"))?),
+        None if provider == Provider::WorkersAi => {
+            crate::core::providers::workers_ai::price(&model).map(|(input, output)| Price { input, output, cached_input: None })
+        }
+        None => None,
+    };
     let spec = ModelSpec {
         provider,
         endpoint,
-        model: f.required_string("model")?,
+        model,
+        price,
         temperature: f.number("temperature")?,
         api_key: f.string("api_key_secret")?.map_or(ApiKey::None, ApiKey::Secret),
         timeout_ms: f.uint("timeout_ms")?,
@@ -142,3 +154,18 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
     Ok(spec)
 }
 
+
+/// `{"input": …, "output": …, "cached_input": …}`: USD per million tokens.
+fn price(v: Value, at: &str) -> Result<Price, String> {
+    let mut f = Fields::of(v, at)?;
+    let mut usd = |k: &str, required: bool| -> Result<Option<f64>, String> {
+        match f.number(k)? {
+            Some(n) if n >= 0.0 && n.is_finite() => Ok(Some(n)),
+            None if !required => Ok(None),
+            _ => Err(format!("{at}: `{k}` must be a number ≥ 0 (USD per million tokens)")),
+        }
+    };
+    let (input, output, cached_input) = (usd("input", true)?, usd("output", true)?, usd("cached_input", false)?);
+    f.done(&["input", "output", "cached_input"])?;
+    Ok(Price { input: input.unwrap_or(0.0), output: output.unwrap_or(0.0), cached_input })
+}

@@ -15,6 +15,7 @@ use super::report::{MemberReport, MemberStatus, PanelEnd, PanelEntry, Progress};
 use super::retry::with_retries;
 use super::{prompt, ClientGone, Out, Runtime, MAX_IN_FLIGHT};
 use crate::core::config::Lineup;
+use crate::core::cost;
 use crate::core::error::{Failure, FailureKind, N1Error};
 use crate::core::events::Completion;
 use crate::core::providers::Call;
@@ -68,6 +69,7 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, deadlin
     let mut usage = Usage::default();
     let mut previous: Vec<String> = Vec::new();
     for layer in 1..=ens.layers {
+        rt.meter().inspect(|m| m.layer(layer));
         let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
         let system = (layer > 1).then(|| prompt::layer_system_message(&refs, ens.policy.max_answer_chars));
         let conversation = Conversation { system: system.as_deref(), messages: &base };
@@ -131,6 +133,8 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
             usage: c.usage,
             error: None,
             truncated: prompt::cut_point(&c.text, lineup.ens.policy.max_answer_chars).is_some(),
+            cost_usd: None,
+            cost_estimated: false,
         },
         Err(f) => MemberReport {
             model,
@@ -140,6 +144,8 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
             usage: None,
             error: Some(f.clone()),
             truncated: false,
+            cost_usd: None,
+            cost_estimated: false,
         },
     }
 }
@@ -159,12 +165,14 @@ fn calls<'a, R: Runtime>(
         let body = model.provider.body(&call);
         // Timed from when the call starts, not from when it was queued.
         let t0 = rt.now_ms();
+        let charge = cost::open(rt.meter(), false, index, model, &body, t0);
         let body = &body;
         let outcome = with_retries(rt, model, deadline, &tries[index], |t| async move {
             let text = rt.complete(model, body, t).await?;
             model.provider.parse_reply(&text).map_err(|r| Failure::new(&model.model, Some(200), FailureKind::Error, r))
         })
         .await;
+        cost::close(rt.meter(), charge, rt.now_ms(), tries[index].get(), outcome.as_ref());
         Member { index, latency_ms: rt.now_ms() - t0, attempts: tries[index].get(), outcome }
     });
     Box::pin(stream::iter(calls).buffer_unordered(MAX_IN_FLIGHT))
