@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::core::config::Lineup;
 use crate::core::cost::{round, tokens_of_chars, Spend};
-use crate::core::request::{Content, Part, Request, Tool};
+use crate::core::request::{Content, Part, Request};
 use crate::core::usage::Usage;
 
 /// Limits of one key; absent: none.
@@ -37,28 +37,22 @@ impl Limits {
     /// `{"usd_per_day": 5, "usd_per_month": 100, "tokens_per_day": 2000000}`;
     /// errors never quote the value.
     pub fn from_json(v: &Value) -> Result<Limits, String> {
-        let wrong = || format!("a budget must be an object with {LIMIT_FIELDS}");
-        let obj = v.as_object().ok_or_else(wrong)?;
-        if obj.keys().any(|k| !matches!(k.as_str(), "usd_per_day" | "usd_per_month" | "tokens_per_day")) {
-            return Err(wrong());
+        let mut l = [None; 3];
+        let obj = v.as_object().filter(|o| {
+            o.iter().all(|(k, n)| match LIMITS.iter().position(|l| l == k) {
+                // tokens_per_day is a whole number.
+                Some(i) => n.is_null() || n.as_f64().is_some_and(|n| n >= 0.0 && (i < 2 || n.fract() == 0.0)) && { l[i] = n.as_f64(); true },
+                None => false,
+            })
+        });
+        match obj {
+            Some(_) => Ok(Limits { usd_per_day: l[0], usd_per_month: l[1], tokens_per_day: l[2].map(|t| t as u64) }),
+            None => Err(format!("a budget must be an object with {LIMIT_FIELDS}")),
         }
-        let usd = |k: &str| match obj.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(n) => n.as_f64().filter(|n| *n >= 0.0 && n.is_finite()).map(Some).ok_or_else(wrong),
-        };
-        let tokens_per_day = match obj.get("tokens_per_day") {
-            None | Some(Value::Null) => None,
-            Some(n) => Some(n.as_u64().ok_or_else(wrong)?),
-        };
-        Ok(Limits { usd_per_day: usd("usd_per_day")?, usd_per_month: usd("usd_per_month")?, tokens_per_day })
     }
 
     pub fn has_usd(&self) -> bool {
         self.usd_per_day.is_some() || self.usd_per_month.is_some()
-    }
-
-    fn to_json(self) -> Value {
-        serde_json::json!({"usd_per_day": self.usd_per_day, "usd_per_month": self.usd_per_month, "tokens_per_day": self.tokens_per_day})
     }
 }
 
@@ -124,107 +118,116 @@ pub fn iso(ms: f64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// `0.0123` for 0.0123 USD (six decimals at most, trailing zeros dropped).
-pub fn usd_text(usd: f64) -> String {
-    let micro = (usd.max(0.0) * 1e6).round() as u64;
-    let mut s = format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000);
-    while s.ends_with('0') {
-        s.pop();
+/// `0.0123` for 0.0123 USD (`decimals` at most, trailing zeros dropped).
+pub fn usd_text(usd: f64, decimals: u32) -> String {
+    let scale = 10u64.pow(decimals);
+    let units = (usd.max(0.0) * scale as f64).round() as u64;
+    // The fraction's digits behind a 1 (keeps its leading zeros), the 1 dropped.
+    let fraction = (scale + units % scale).to_string();
+    let fraction = fraction[1..].trim_end_matches('0');
+    let mut s = (units / scale).to_string();
+    if !fraction.is_empty() {
+        s.push('.');
+        s.push_str(fraction);
     }
-    s.trim_end_matches('.').to_owned()
+    s
 }
 
 // ---- the ledger
 
 /// What one window (a day or a month) spent.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Window {
     /// Its start, ms since the epoch.
     pub start: f64,
-    pub usd: f64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
+    pub spent: Spend,
     pub requests: u64,
 }
 
 impl Window {
     fn add(&mut self, s: &Spend) {
-        self.usd = round(self.usd + s.usd);
-        self.input_tokens += s.input_tokens;
-        self.output_tokens += s.output_tokens;
+        self.spent.add(s);
         self.requests += 1;
-    }
-
-    fn tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
-    }
-
-    fn from_json(v: Option<&Value>) -> Window {
-        let f = |k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_f64).unwrap_or(0.0);
-        let n = |k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_u64).unwrap_or(0);
-        Window { start: f("start"), usd: f("usd"), input_tokens: n("input_tokens"), output_tokens: n("output_tokens"), requests: n("requests") }
     }
 }
 
 /// A reservation of a request in flight.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hold {
-    pub id: String,
-    pub usd: f64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
+    /// The request's number (random, chosen by the edge).
+    pub id: f64,
+    pub need: Spend,
     /// When it is charged as reserved if the request never settled.
     pub expires: f64,
-}
-
-impl Hold {
-    fn spend(&self) -> Spend {
-        Spend { usd: self.usd, input_tokens: self.input_tokens, output_tokens: self.output_tokens }
-    }
 }
 
 /// How many ids of expired holds are remembered (a late settlement of one is ignored: it was charged).
 const EXPIRED_KEPT: usize = 32;
 
 /// One key's accounting: this day, this month, the holds in flight.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ledger {
     pub day: Window,
     pub month: Window,
     pub holds: Vec<Hold>,
-    pub expired: Vec<String>,
+    pub expired: Vec<f64>,
 }
 
-/// A reservation refused: which limit, and when it resets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Exceeded {
-    pub limit: &'static str,
-    pub message: String,
+/// A reservation refused: which limit (`LIMITS[which]`), its value, what was
+/// used and held in its window, what the request needed, when it resets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Refused {
+    pub which: usize,
+    pub limit: f64,
+    pub used: f64,
+    pub held: f64,
+    pub need: f64,
     pub resets_at: f64,
 }
 
+/// The limits' names, in `Refused::which` order.
+pub const LIMITS: [&str; 3] = ["usd_per_day", "usd_per_month", "tokens_per_day"];
+
+impl Refused {
+    /// What the client is told: which limit, the numbers, when it resets.
+    pub fn message(&self) -> String {
+        let tokens = self.which == 2;
+        let (unit, per) = if tokens { ("tokens", "day") } else { ("USD", if self.which == 0 { "day" } else { "month" }) };
+        let n = |x: f64| if tokens { (x as u64).to_string() } else { usd_text(x, 6) };
+        format!(
+            "This key's budget of {} {unit} per {per} (`{}`) would be exceeded: {} {unit} used, {} {unit} reserved by requests in flight, and this request may need up to {} {unit}. It resets at {}.",
+            n(self.limit),
+            LIMITS[self.which.min(2)],
+            n(self.used),
+            n(self.held),
+            n(self.need),
+            iso(self.resets_at)
+        )
+    }
+}
+
 impl Ledger {
-    pub fn from_json(text: &str) -> Ledger {
-        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-        let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        let list = |k: &str| v.get(k).and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
-        Ledger {
-            day: Window::from_json(v.get("day")),
-            month: Window::from_json(v.get("month")),
-            holds: list("holds")
-                .iter()
-                .map(|h| {
-                    let w = Window::from_json(Some(h));
-                    let expires = h.get("expires").and_then(Value::as_f64).unwrap_or(0.0);
-                    Hold { id: str_of(h, "id"), usd: w.usd, input_tokens: w.input_tokens, output_tokens: w.output_tokens, expires }
-                })
-                .collect(),
-            expired: list("expired").iter().filter_map(|e| e.as_str().map(str::to_owned)).collect(),
+    /// The ledger as a flat list of numbers (what the Durable Object stores):
+    /// day and month (start, usd, input, output, requests), the number of
+    /// holds, each hold (id, usd, input, output, expires), the expired ids.
+    pub fn to_numbers(&self) -> Vec<f64> {
+        let mut v = Vec::with_capacity(11 + 5 * self.holds.len() + self.expired.len());
+        for w in [&self.day, &self.month] {
+            v.extend([w.start, w.spent.usd, w.spent.input_tokens as f64, w.spent.output_tokens as f64, w.requests as f64]);
         }
+        v.push(self.holds.len() as f64);
+        for h in &self.holds {
+            v.extend([h.id, h.need.usd, h.need.input_tokens as f64, h.need.output_tokens as f64, h.expires]);
+        }
+        v.extend(&self.expired);
+        v
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn from_numbers(v: &[f64]) -> Ledger {
+        let mut r = Reader(v.iter());
+        let (day, month) = (r.window(), r.window());
+        let holds = (0..r.next() as usize).map(|_| Hold { id: r.next(), need: r.spend(), expires: r.next() }).collect();
+        Ledger { day, month, holds, expired: r.0.copied().collect() }
     }
 
     /// The windows of `now` (they only move forward: a clock a little behind
@@ -236,10 +239,10 @@ impl Ledger {
         if month_start(now) > self.month.start {
             self.month = Window { start: month_start(now), ..Window::default() };
         }
-        let (expired, kept): (Vec<Hold>, Vec<Hold>) = std::mem::take(&mut self.holds).into_iter().partition(|h| h.expires <= now);
+        let (expired, kept): (Vec<Hold>, Vec<Hold>) = self.holds.iter().partition(|h| h.expires <= now);
         self.holds = kept;
         for h in expired {
-            self.charge(&h.spend());
+            self.charge(&h.need);
             self.expired.push(h.id);
         }
         let over = self.expired.len().saturating_sub(EXPIRED_KEPT);
@@ -251,128 +254,187 @@ impl Ledger {
         self.month.add(s);
     }
 
-    fn held(&self) -> Spend {
-        let mut s = Spend::default();
-        for h in &self.holds {
-            s.add(&h.spend());
-        }
-        s
-    }
-
-    /// Hold `need` for request `id` unless that would pass a limit.
-    pub fn reserve(&mut self, now: f64, limits: &Limits, id: &str, need: Spend, expires: f64) -> Result<(), Exceeded> {
+    /// Hold `need` for request `id` unless that would pass a limit: the
+    /// window's settled spend, plus every hold, plus `need`.
+    pub fn reserve(&mut self, now: f64, limits: &Limits, id: f64, need: Spend, expires: f64) -> Result<(), Refused> {
         self.roll(now);
-        let held = self.held();
-        let usd_check = |limit: Option<f64>, name: &'static str, per: &str, w: &Window, resets_at: f64| match limit {
-            Some(limit) if round(w.usd + held.usd + need.usd) > limit => Err(Exceeded {
-                limit: name,
-                message: format!(
-                    "This key's budget of {} USD per {per} (`{name}`) would be exceeded: {} USD spent, {} USD reserved by requests in flight, and this request may cost up to {} USD. It resets at {}.",
-                    usd_text(limit),
-                    usd_text(w.usd),
-                    usd_text(held.usd),
-                    usd_text(need.usd),
-                    iso(resets_at)
-                ),
-                resets_at,
-            }),
-            _ => Ok(()),
-        };
-        usd_check(limits.usd_per_day, "usd_per_day", "day", &self.day, next_day(self.day.start))?;
-        usd_check(limits.usd_per_month, "usd_per_month", "month", &self.month, next_month(self.month.start))?;
-        if let Some(limit) = limits.tokens_per_day {
-            if self.day.tokens() + held.tokens() + need.tokens() > limit {
-                let resets_at = next_day(self.day.start);
-                return Err(Exceeded {
-                    limit: "tokens_per_day",
-                    message: format!(
-                        "This key's budget of {limit} tokens per day (`tokens_per_day`) would be exceeded: {} tokens used, {} reserved by requests in flight, and this request may use up to {}. It resets at {}.",
-                        self.day.tokens(),
-                        held.tokens(),
-                        need.tokens(),
-                        iso(resets_at)
-                    ),
-                    resets_at,
-                });
+        let mut held = Spend::default();
+        for h in &self.holds {
+            held.add(&h.need);
+        }
+        let checks = [
+            (limits.usd_per_day, self.day.spent.usd, held.usd, need.usd, next_day(self.day.start)),
+            (limits.usd_per_month, self.month.spent.usd, held.usd, need.usd, next_month(self.month.start)),
+            (limits.tokens_per_day.map(|t| t as f64), self.day.spent.tokens() as f64, held.tokens() as f64, need.tokens() as f64, next_day(self.day.start)),
+        ];
+        for (which, (limit, used, held, need, resets_at)) in checks.into_iter().enumerate() {
+            if let Some(limit) = limit.filter(|l| round(used + held + need) > *l) {
+                return Err(Refused { which, limit, used, held, need, resets_at });
             }
         }
-        self.holds.push(Hold { id: id.to_owned(), usd: need.usd, input_tokens: need.input_tokens, output_tokens: need.output_tokens, expires });
+        self.holds.push(Hold { id, need, expires });
         Ok(())
     }
 
-    /// A request ended having spent `spent`: its hold (if it made one) is
+    /// A request ended having spent `spent`: its hold (id 0: it made none) is
     /// released and the spend charged to this day and month. A hold that
     /// already expired was charged as reserved; its late settlement is ignored.
-    pub fn settle(&mut self, now: f64, id: &str, spent: Spend) {
+    pub fn settle(&mut self, now: f64, id: f64, spent: Spend) {
         self.roll(now);
-        if !id.is_empty() {
+        if id != 0.0 {
             if let Some(i) = self.holds.iter().position(|h| h.id == id) {
                 self.holds.remove(i);
-            } else if self.expired.iter().any(|e| e == id) {
+            } else if self.expired.contains(&id) {
                 return;
             }
         }
         self.charge(&spent);
     }
+}
 
-    /// `GET /v1/n1/usage`'s body.
-    pub fn report(&mut self, now: f64, limits: &Limits, key: &str) -> String {
-        self.roll(now);
-        let (d, m) = (&self.day, &self.month);
-        serde_json::json!({
-            "key": key,
-            "day": {
-                "usd": d.usd, "input_tokens": d.input_tokens, "output_tokens": d.output_tokens, "requests": d.requests,
-                "limit_usd": limits.usd_per_day, "limit_tokens": limits.tokens_per_day, "resets_at": iso(next_day(d.start)),
-            },
-            "month": {
-                "usd": m.usd, "input_tokens": m.input_tokens, "output_tokens": m.output_tokens, "requests": m.requests,
-                "limit_usd": limits.usd_per_month, "resets_at": iso(next_month(m.start)),
-            },
-        })
-        .to_string()
+/// Reads a ledger's numbers in order (0 past the end).
+struct Reader<'a>(std::slice::Iter<'a, f64>);
+
+impl Reader<'_> {
+    fn next(&mut self) -> f64 {
+        self.0.next().copied().unwrap_or(0.0)
+    }
+
+    fn spend(&mut self) -> Spend {
+        Spend { usd: self.next(), input_tokens: self.next() as u64, output_tokens: self.next() as u64 }
+    }
+
+    fn window(&mut self) -> Window {
+        Window { start: self.next(), spent: self.spend(), requests: self.next() as u64 }
     }
 }
 
-// ---- the Durable Object's protocol: one JSON operation per call
+// ---- the Durable Object's protocol: JSON arrays of numbers
+
+/// Numbers from a JSON array (anything else: none; a non-number: 0).
+pub fn numbers(text: &str) -> Vec<f64> {
+    match serde_json::from_str(text) {
+        Ok(Value::Array(a)) => a.iter().map(|n| n.as_f64().unwrap_or(0.0)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Numbers as a JSON array.
+pub fn numbers_json(v: &[f64]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+const RESERVE: f64 = 1.0;
+const SETTLE: f64 = 2.0;
+const USAGE: f64 = 3.0;
+
+fn op(code: f64, now: f64, id: f64, s: &Spend, expires: f64, l: &Limits) -> String {
+    let none = -1.0;
+    numbers_json(&[
+        code,
+        now,
+        id,
+        s.usd,
+        s.input_tokens as f64,
+        s.output_tokens as f64,
+        expires,
+        l.usd_per_day.unwrap_or(none),
+        l.usd_per_month.unwrap_or(none),
+        l.tokens_per_day.map_or(none, |t| t as f64),
+    ])
+}
 
 /// `reserve`: hold `need` for request `id` until `expires`.
-pub fn reserve_op(now: f64, limits: &Limits, id: &str, need: &Spend, expires: f64) -> String {
-    serde_json::json!({"op": "reserve", "now": now, "limits": limits.to_json(), "id": id, "usd": need.usd, "input_tokens": need.input_tokens, "output_tokens": need.output_tokens, "expires": expires}).to_string()
+pub fn reserve_op(now: f64, limits: &Limits, id: f64, need: &Spend, expires: f64) -> String {
+    op(RESERVE, now, id, need, expires, limits)
 }
 
-/// `settle`: request `id` (empty: it held nothing) spent `spent`.
-pub fn settle_op(now: f64, id: &str, spent: &Spend) -> String {
-    serde_json::json!({"op": "settle", "now": now, "id": id, "usd": spent.usd, "input_tokens": spent.input_tokens, "output_tokens": spent.output_tokens}).to_string()
+/// `settle`: request `id` (0: it held nothing) spent `spent`.
+pub fn settle_op(now: f64, id: f64, spent: &Spend) -> String {
+    op(SETTLE, now, id, spent, 0.0, &Limits::default())
 }
 
-/// `usage`: the report of key `key` under `limits`.
-pub fn usage_op(now: f64, limits: &Limits, key: &str) -> String {
-    serde_json::json!({"op": "usage", "now": now, "limits": limits.to_json(), "key": key}).to_string()
+/// `usage`: the day's and the month's windows.
+pub fn usage_op(now: f64) -> String {
+    op(USAGE, now, 0.0, &Spend::default(), 0.0, &Limits::default())
 }
 
-/// Apply one operation to `ledger`: the reply (`reserve`: `{"ok": true}` or
-/// `{"ok": false, "limit", "message", "resets_at"}`; `usage`: the report).
+/// Apply one operation to `ledger`; the reply: `reserve` `[0]` or the
+/// refusal (`[which, limit, used, held, need, resets_at]`), `settle` `[0]`,
+/// `usage` the windows (`[start, usd, input, output, requests]` of the day,
+/// then of the month).
 pub fn apply(ledger: &mut Ledger, op: &str) -> String {
-    let op: Value = serde_json::from_str(op).unwrap_or(Value::Null);
-    let num = |k: &str| op.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-    let count = |k: &str| op.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let text = |k: &str| op.get(k).and_then(Value::as_str).unwrap_or("");
-    let limits = op.get("limits").and_then(|l| Limits::from_json(l).ok()).unwrap_or_default();
-    let spend = Spend { usd: num("usd"), input_tokens: count("input_tokens"), output_tokens: count("output_tokens") };
-    let now = num("now");
-    match text("op") {
-        "reserve" => match ledger.reserve(now, &limits, text("id"), spend, num("expires")) {
-            Ok(()) => r#"{"ok":true}"#.to_owned(),
-            Err(e) => serde_json::json!({"ok": false, "limit": e.limit, "message": e.message, "resets_at": iso(e.resets_at)}).to_string(),
-        },
-        "settle" => {
-            ledger.settle(now, text("id"), spend);
-            r#"{"ok":true}"#.to_owned()
+    let v = numbers(op);
+    let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
+    let limit = |i: usize| Some(at(i)).filter(|l| *l >= 0.0);
+    let spend = Spend { usd: at(3), input_tokens: at(4) as u64, output_tokens: at(5) as u64 };
+    let now = at(1);
+    let reply = match at(0) {
+        RESERVE => {
+            let limits = Limits { usd_per_day: limit(7), usd_per_month: limit(8), tokens_per_day: limit(9).map(|t| t as u64) };
+            match ledger.reserve(now, &limits, at(2), spend, at(6)) {
+                Ok(()) => vec![0.0],
+                Err(r) => vec![r.which as f64 + 1.0, r.limit, r.used, r.held, r.need, r.resets_at],
+            }
         }
-        "usage" => ledger.report(now, &limits, text("key")),
-        _ => r#"{"ok":false,"message":"unknown operation"}"#.to_owned(),
-    }
+        SETTLE => {
+            ledger.settle(now, at(2), spend);
+            vec![0.0]
+        }
+        _ => {
+            ledger.roll(now);
+            let mut v = ledger.to_numbers();
+            v.truncate(10);
+            v
+        }
+    };
+    numbers_json(&reply)
+}
+
+/// The refusal in a `reserve` reply, if it is one.
+pub fn refusal(reply: &[f64]) -> Option<Refused> {
+    let at = |i: usize| reply.get(i).copied().unwrap_or(0.0);
+    (at(0) >= 1.0).then(|| Refused { which: at(0) as usize - 1, limit: at(1), used: at(2), held: at(3), need: at(4), resets_at: at(5) })
+}
+
+/// `GET /v1/n1/usage`'s body, from a `usage` reply.
+pub fn report(reply: &[f64], limits: &Limits, key: &str) -> String {
+    let w = Ledger::from_numbers(&[reply, &[0.0]].concat());
+    let period = |w: &Window, limit_usd, limit_tokens, resets_at| Period {
+        usd: w.spent.usd,
+        input_tokens: w.spent.input_tokens,
+        output_tokens: w.spent.output_tokens,
+        requests: w.requests,
+        limit_usd,
+        limit_tokens,
+        resets_at: iso(resets_at),
+    };
+    let report = Report {
+        key,
+        day: period(&w.day, limits.usd_per_day, Some(limits.tokens_per_day), next_day(w.day.start)),
+        month: period(&w.month, limits.usd_per_month, None, next_month(w.month.start)),
+    };
+    serde_json::to_string(&report).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    key: &'a str,
+    day: Period,
+    month: Period,
+}
+
+#[derive(Serialize)]
+struct Period {
+    usd: f64,
+    input_tokens: u64,
+    output_tokens: u64,
+    requests: u64,
+    limit_usd: Option<f64>,
+    /// A day's only (`null` when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_tokens: Option<Option<u64>>,
+    resets_at: String,
 }
 
 // ---- what a request reserves
@@ -386,11 +448,13 @@ const SYNTHESIS_TOKENS: u64 = 600;
 /// layer and the summary (the costliest of its list), each producing its
 /// output cap (the client's `max_tokens`/`max_completion_tokens`, else the
 /// model's, else the ensemble's `reserve_output_tokens`), its input the
-/// request's characters / 4 (and the panel's answers for the summary and
-/// later layers). `Err` names a model without a price when `usd` is needed.
-pub fn estimate(lineup: &Lineup<'_>, req: &Request, usd: bool) -> Result<Spend, String> {
+/// request body's characters / 4 (`body_chars`; images count as 2,000 tokens,
+/// whatever their size; a continued conversation's history is counted too),
+/// and for the summary and later layers the panel's answers. `Err` names a
+/// model without a price when `usd` is needed.
+pub fn estimate(lineup: &Lineup<'_>, req: &Request, body_chars: usize, usd: bool) -> Result<Spend, String> {
     let ens = lineup.ens;
-    let input = tokens_of_chars(input_chars(req));
+    let input = tokens_of_chars(input_chars(req, body_chars));
     let cap = |m: &crate::core::config::ModelSpec| req.params.output_cap().or(m.max_tokens).unwrap_or(ens.policy.reserve_output_tokens);
     let answers: u64 = lineup.panel.iter().map(|m| cap(m).min(tokens_of_chars(ens.policy.max_answer_chars))).sum();
     let synthesis = if lineup.panel.is_empty() { 0 } else { answers + SYNTHESIS_TOKENS + tokens_of_chars(ens.synthesis_prompt.as_ref().map_or(0, String::len)) };
@@ -423,29 +487,22 @@ pub fn estimate(lineup: &Lineup<'_>, req: &Request, usd: bool) -> Result<Spend, 
     Ok(total)
 }
 
-/// Characters of the request's input: text, tools, images (counted as `IMAGE_CHARS` each).
-fn input_chars(req: &Request) -> usize {
-    let images: usize = req
-        .messages
-        .iter()
-        .map(|m| match &m.content {
-            Content::Parts(p) => p.iter().filter(|p| matches!(p, Part::Image { .. })).count(),
-            _ => 0,
-        })
-        .sum();
-    let tools: usize = req
-        .params
-        .tools
-        .iter()
-        .map(|t| match t {
-            Tool::Function { name, description, parameters, .. } => {
-                name.len() + description.as_ref().map_or(0, String::len) + parameters.as_ref().map_or(0, |p| p.to_string().len())
+/// Characters of the request's input: the body without its images' data,
+/// each image as `IMAGE_CHARS`; at least the text of the messages (which may
+/// hold a stored conversation the body only names).
+fn input_chars(req: &Request, body_chars: usize) -> usize {
+    let (mut images, mut image_bytes) = (0, 0);
+    for m in &req.messages {
+        if let Content::Parts(parts) = &m.content {
+            for p in parts {
+                if let Part::Image { url, .. } = p {
+                    images += 1;
+                    image_bytes += url.len();
+                }
             }
-            Tool::Other(v) => v.to_string().len(),
-        })
-        .sum();
-    let calls: usize = req.messages.iter().flat_map(|m| &m.tool_calls).map(|c| c.function.name.len() + c.function.arguments.len()).sum();
-    req.text_chars() + tools + calls + images * IMAGE_CHARS + 16 * req.messages.len()
+        }
+    }
+    body_chars.saturating_sub(image_bytes).max(req.text_chars()) + images * IMAGE_CHARS
 }
 
 #[cfg(test)]

@@ -32,10 +32,11 @@ fn the_calendar_is_utc_days_and_months() {
 
 #[test]
 fn usd_text_is_short() {
-    assert_eq!(usd_text(5.0), "5");
-    assert_eq!(usd_text(0.0123), "0.0123");
-    assert_eq!(usd_text(4.5e-6), "0.000005");
-    assert_eq!(usd_text(0.0), "0");
+    assert_eq!(usd_text(5.0, 6), "5");
+    assert_eq!(usd_text(0.0123, 6), "0.0123");
+    assert_eq!(usd_text(4.5e-6, 6), "0.000005");
+    assert_eq!(usd_text(4.5e-6, 12), "0.0000045");
+    assert_eq!(usd_text(0.0, 6), "0");
 }
 
 const LIMIT: Limits = Limits { usd_per_day: Some(1.0), usd_per_month: Some(3.0), tokens_per_day: None };
@@ -44,46 +45,50 @@ const LIMIT: Limits = Limits { usd_per_day: Some(1.0), usd_per_month: Some(3.0),
 fn reservations_count_against_the_limit_until_settled() {
     let mut l = Ledger::default();
     let exp = NOW + HOUR;
-    l.reserve(NOW, &LIMIT, "a", spend(0.4, 10, 10), exp).unwrap();
-    l.reserve(NOW, &LIMIT, "b", spend(0.4, 10, 10), exp).unwrap();
+    l.reserve(NOW, &LIMIT, 1.0, spend(0.4, 10, 10), exp).unwrap();
+    l.reserve(NOW, &LIMIT, 2.0, spend(0.4, 10, 10), exp).unwrap();
     // 0.8 held: a third of 0.4 would pass 1.0.
-    let e = l.reserve(NOW, &LIMIT, "c", spend(0.4, 10, 10), exp).unwrap_err();
-    assert_eq!(e.limit, "usd_per_day");
+    let e = l.reserve(NOW, &LIMIT, 3.0, spend(0.4, 10, 10), exp).unwrap_err();
+    assert_eq!((LIMITS[e.which], e.limit, e.used, e.held, e.need), ("usd_per_day", 1.0, 0.0, 0.8, 0.4));
     assert_eq!(iso(e.resets_at), "2026-12-02T00:00:00Z");
-    assert!(e.message.contains("1 USD per day") && e.message.contains("0.8 USD reserved") && e.message.contains("2026-12-02T00:00:00Z"), "{}", e.message);
+    assert_eq!(
+        e.message(),
+        "This key's budget of 1 USD per day (`usd_per_day`) would be exceeded: 0 USD used, 0.8 USD reserved by requests in flight, and this request may need up to 0.4 USD. It resets at 2026-12-02T00:00:00Z."
+    );
     // Settling at the real cost frees the difference.
-    l.settle(NOW, "a", spend(0.05, 5, 5));
-    l.settle(NOW, "b", spend(0.05, 5, 5));
+    l.settle(NOW, 1.0, spend(0.05, 5, 5));
+    l.settle(NOW, 2.0, spend(0.05, 5, 5));
     assert!(l.holds.is_empty());
-    assert_eq!((l.day.usd, l.day.requests, l.day.input_tokens), (0.1, 2, 10));
-    l.reserve(NOW, &LIMIT, "c", spend(0.4, 10, 10), exp).unwrap();
+    assert_eq!((l.day.spent.usd, l.day.requests, l.day.spent.input_tokens), (0.1, 2, 10));
+    l.reserve(NOW, &LIMIT, 3.0, spend(0.4, 10, 10), exp).unwrap();
     // Exactly at the limit is allowed; past it is not.
-    l.settle(NOW, "c", spend(0.9, 0, 0));
-    assert_eq!(l.day.usd, 1.0);
-    assert!(l.reserve(NOW, &LIMIT, "d", spend(0.0, 0, 0), exp).is_ok());
-    assert!(l.reserve(NOW, &LIMIT, "e", spend(1e-6, 0, 0), exp).is_err());
+    l.settle(NOW, 3.0, spend(0.9, 0, 0));
+    assert_eq!(l.day.spent.usd, 1.0);
+    assert!(l.reserve(NOW, &LIMIT, 4.0, spend(0.0, 0, 0), exp).is_ok());
+    assert!(l.reserve(NOW, &LIMIT, 5.0, spend(1e-6, 0, 0), exp).is_err());
 }
 
 #[test]
 fn the_day_and_the_month_roll_over() {
     let mut l = Ledger::default();
-    l.settle(NOW, "", spend(1.0, 100, 100));
-    assert!(l.reserve(NOW, &LIMIT, "a", spend(0.1, 1, 1), NOW + HOUR).is_err());
+    l.settle(NOW, 0.0, spend(1.0, 100, 100));
+    assert!(l.reserve(NOW, &LIMIT, 1.0, spend(0.1, 1, 1), NOW + HOUR).is_err());
     // The next day: allowed again; the month still counts.
     let tomorrow = next_day(NOW) + 1.0;
-    l.reserve(tomorrow, &LIMIT, "a", spend(0.1, 1, 1), tomorrow + HOUR).unwrap();
-    assert_eq!((l.day.usd, l.month.usd), (0.0, 1.0));
-    l.settle(tomorrow, "a", spend(1.0, 1, 1));
-    l.settle(next_day(tomorrow), "", spend(0.3, 1, 1));
+    l.reserve(tomorrow, &LIMIT, 1.0, spend(0.1, 1, 1), tomorrow + HOUR).unwrap();
+    assert_eq!((l.day.spent.usd, l.month.spent.usd), (0.0, 1.0));
+    l.settle(tomorrow, 1.0, spend(1.0, 1, 1));
+    l.settle(next_day(tomorrow), 0.0, spend(0.3, 1, 1));
     // Day 3: 0.3 spent today (the day allows 0.3 more), 2.3 this month.
     let month = Limits { usd_per_month: Some(2.5), ..LIMIT };
-    let e = l.reserve(next_day(tomorrow), &month, "b", spend(0.3, 1, 1), 0.0).unwrap_err();
-    assert_eq!((e.limit, iso(e.resets_at).as_str()), ("usd_per_month", "2027-01-01T00:00:00Z"));
+    let e = l.reserve(next_day(tomorrow), &month, 2.0, spend(0.3, 1, 1), 0.0).unwrap_err();
+    assert_eq!((LIMITS[e.which], iso(e.resets_at).as_str()), ("usd_per_month", "2027-01-01T00:00:00Z"));
+    assert!(e.message().contains("2.5 USD per month (`usd_per_month`)"), "{}", e.message());
     let january = next_month(NOW);
-    l.reserve(january, &month, "b", spend(0.1, 1, 1), january + HOUR).unwrap();
+    l.reserve(january, &month, 2.0, spend(0.1, 1, 1), january + HOUR).unwrap();
     assert_eq!((l.day.requests, l.month.requests), (0, 0));
     // A clock a little behind another one's does not move the windows back.
-    l.settle(january - 1000.0, "b", spend(0.1, 1, 1));
+    l.settle(january - 1000.0, 2.0, spend(0.1, 1, 1));
     assert_eq!((l.day.requests, l.month.requests, iso(l.day.start).as_str()), (1, 1, "2027-01-01T00:00:00Z"));
 }
 
@@ -91,52 +96,62 @@ fn the_day_and_the_month_roll_over() {
 fn tokens_per_day_counts_input_and_output() {
     let limits = Limits { tokens_per_day: Some(100), ..Limits::default() };
     let mut l = Ledger::default();
-    l.settle(NOW, "", spend(0.0, 60, 30));
-    assert!(l.reserve(NOW, &limits, "a", spend(0.0, 5, 5), NOW + HOUR).is_ok());
-    let e = l.reserve(NOW, &limits, "b", spend(0.0, 1, 0), NOW + HOUR).unwrap_err();
-    assert_eq!(e.limit, "tokens_per_day");
-    assert!(e.message.contains("100 tokens per day"), "{}", e.message);
+    l.settle(NOW, 0.0, spend(0.0, 60, 30));
+    assert!(l.reserve(NOW, &limits, 1.0, spend(0.0, 5, 5), NOW + HOUR).is_ok());
+    let e = l.reserve(NOW, &limits, 2.0, spend(0.0, 1, 0), NOW + HOUR).unwrap_err();
+    assert_eq!(LIMITS[e.which], "tokens_per_day");
+    assert_eq!(
+        e.message(),
+        "This key's budget of 100 tokens per day (`tokens_per_day`) would be exceeded: 90 tokens used, 10 tokens reserved by requests in flight, and this request may need up to 1 tokens. It resets at 2026-12-02T00:00:00Z."
+    );
 }
 
 #[test]
 fn a_hold_never_settled_expires_and_is_charged_as_reserved_once() {
     let mut l = Ledger::default();
-    l.reserve(NOW, &LIMIT, "lost", spend(0.3, 30, 40), NOW + 1000.0).unwrap();
-    l.settle(NOW + 2000.0, "other", spend(0.1, 1, 1));
+    l.reserve(NOW, &LIMIT, 7.0, spend(0.3, 30, 40), NOW + 1000.0).unwrap();
+    l.settle(NOW + 2000.0, 8.0, spend(0.1, 1, 1));
     assert!(l.holds.is_empty());
-    assert_eq!((l.day.usd, l.day.requests, l.day.output_tokens), (0.4, 2, 41));
+    assert_eq!((l.day.spent.usd, l.day.requests, l.day.spent.output_tokens), (0.4, 2, 41));
     // Its late settlement is ignored: it was charged.
-    l.settle(NOW + 3000.0, "lost", spend(0.01, 1, 1));
-    assert_eq!((l.day.usd, l.day.requests), (0.4, 2));
+    l.settle(NOW + 3000.0, 7.0, spend(0.01, 1, 1));
+    assert_eq!((l.day.spent.usd, l.day.requests), (0.4, 2));
     for i in 0..100 {
-        l.reserve(NOW, &Limits::default(), &format!("x{i}"), Spend::default(), 0.0).unwrap();
+        l.reserve(NOW, &Limits::default(), 100.0 + i as f64, Spend::default(), 0.0).unwrap();
     }
-    l.settle(NOW, "", Spend::default());
+    l.settle(NOW, 0.0, Spend::default());
     assert_eq!(l.expired.len(), EXPIRED_KEPT);
 }
 
 #[test]
 fn the_protocol_round_trips_through_json_and_storage() {
     let mut l = Ledger::default();
-    assert_eq!(apply(&mut l, &reserve_op(NOW, &LIMIT, "r1", &spend(0.7, 1, 2), NOW + HOUR)), r#"{"ok":true}"#);
-    let refused: serde_json::Value = serde_json::from_str(&apply(&mut l, &reserve_op(NOW, &LIMIT, "r2", &spend(0.7, 1, 2), NOW + HOUR))).unwrap();
-    assert_eq!(refused["ok"], json!(false));
-    assert_eq!(refused["limit"], json!("usd_per_day"));
-    assert_eq!(refused["resets_at"], json!("2026-12-02T00:00:00Z"));
-    // Stored and read back (the Durable Object keeps the ledger as JSON).
-    let mut l = Ledger::from_json(&l.to_json());
-    assert_eq!(l.holds.len(), 1);
-    apply(&mut l, &settle_op(NOW, "r1", &spend(0.25, 10, 20)));
-    let report: serde_json::Value = serde_json::from_str(&apply(&mut l, &usage_op(NOW, &LIMIT, "alice"))).unwrap();
+    assert_eq!(apply(&mut l, &reserve_op(NOW, &LIMIT, 11.0, &spend(0.7, 1, 2), NOW + HOUR)), "[0.0]");
+    let refused = numbers(&apply(&mut l, &reserve_op(NOW, &LIMIT, 12.0, &spend(0.7, 1, 2), NOW + HOUR)));
+    let r = refusal(&refused).unwrap();
+    assert_eq!((LIMITS[r.which], r.limit, r.held, r.need, iso(r.resets_at).as_str()), ("usd_per_day", 1.0, 0.7, 0.7, "2026-12-02T00:00:00Z"));
+    assert_eq!(refusal(&[0.0]), None);
+    // Stored and read back (the Durable Object keeps the ledger as numbers).
+    let stored = numbers_json(&l.to_numbers());
+    let mut l = Ledger::from_numbers(&numbers(&stored));
+    assert_eq!(l.holds, vec![Hold { id: 11.0, need: spend(0.7, 1, 2), expires: NOW + HOUR }]);
+    apply(&mut l, &settle_op(NOW, 11.0, &spend(0.25, 10, 20)));
+    let body: serde_json::Value = serde_json::from_str(&report(&numbers(&apply(&mut l, &usage_op(NOW))), &LIMIT, "alice")).unwrap();
     assert_eq!(
-        report,
+        body,
         json!({
             "key": "alice",
             "day": {"usd": 0.25, "input_tokens": 10, "output_tokens": 20, "requests": 1, "limit_usd": 1.0, "limit_tokens": null, "resets_at": "2026-12-02T00:00:00Z"},
             "month": {"usd": 0.25, "input_tokens": 10, "output_tokens": 20, "requests": 1, "limit_usd": 3.0, "resets_at": "2027-01-01T00:00:00Z"}
         })
     );
-    assert_eq!(Ledger::from_json("not json"), Ledger::default());
+    // A fresh key: nothing spent, windows of now.
+    let fresh: serde_json::Value = serde_json::from_str(&report(&numbers(&apply(&mut Ledger::default(), &usage_op(NOW))), &Limits::default(), "bob")).unwrap();
+    assert_eq!(fresh["day"]["requests"], json!(0));
+    assert_eq!(fresh["day"]["resets_at"], json!("2026-12-02T00:00:00Z"));
+    assert!(fresh["month"]["limit_usd"].is_null() && fresh["month"].get("limit_tokens").is_none());
+    assert_eq!(Ledger::from_numbers(&numbers("not json")), Ledger::default());
+    assert_eq!(Ledger::from_numbers(&l.to_numbers()), l);
 }
 
 #[test]
@@ -163,9 +178,10 @@ fn m(name: &str, price: f64, extra: serde_json::Value) -> serde_json::Value {
 fn the_estimate_covers_every_call_at_its_output_cap() {
     let e = ensemble(json!({"panel": [m("a", 1.0, json!({})), m("b", 2.0, json!({"max_tokens": 50}))], "summary": m("s", 3.0, json!({})), "reserve_output_tokens": 100}));
     let lineup = e.lineup(false).unwrap();
-    let req = chat::decode(json!({"messages": [{"role": "user", "content": "x".repeat(400)}]}).to_string().as_bytes()).unwrap();
-    let s = estimate(&lineup, &req, true).unwrap();
-    let input = 100 + 4; // 400 characters of text + the message's overhead (16 characters)
+    let body = json!({"messages": [{"role": "user", "content": "x".repeat(400)}]}).to_string();
+    let req = chat::decode(body.as_bytes()).unwrap();
+    let s = estimate(&lineup, &req, body.len(), true).unwrap();
+    let input = (body.len() as u64).div_ceil(4);
     let answers = 100 + 50;
     let summary_in = input + answers + SYNTHESIS_TOKENS;
     assert_eq!(s.input_tokens, 2 * input + summary_in);
@@ -174,19 +190,26 @@ fn the_estimate_covers_every_call_at_its_output_cap() {
     assert!((s.usd - usd).abs() < 1e-12, "{} vs {usd}", s.usd);
     // The client's cap wins over the model's and the ensemble's.
     let capped = chat::decode(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 7}).to_string().as_bytes()).unwrap();
-    assert_eq!(estimate(&lineup, &capped, true).unwrap().output_tokens, 21);
+    assert_eq!(estimate(&lineup, &capped, 60, true).unwrap().output_tokens, 21);
+    // An image counts as 8,000 characters, whatever its size; the text of a
+    // stored conversation (not in the body) counts too.
+    let data = format!("data:image/png;base64,{}", "A".repeat(100_000));
+    let body = json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": data}}]}]}).to_string();
+    let image = chat::decode(body.as_bytes()).unwrap();
+    assert_eq!(estimate(&lineup, &image, body.len(), true).unwrap().input_tokens, 3 * ((body.len() - data.len() + 8_000) as u64).div_ceil(4) + answers + SYNTHESIS_TOKENS);
+    assert_eq!(estimate(&lineup, &req, 10, true).unwrap().input_tokens, 3 * 100 + answers + SYNTHESIS_TOKENS, "at least the text of the messages");
 }
 
 #[test]
 fn the_estimate_counts_layers_the_costliest_fallback_and_needs_prices_only_for_usd() {
     let e = ensemble(json!({"panel": [m("a", 1.0, json!({}))], "summary": [m("cheap", 0.1, json!({})), m("dear", 10.0, json!({}))], "layers": 2}));
     let req = chat::decode(br#"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}"#).unwrap();
-    let s = estimate(&e.lineup(false).unwrap(), &req, true).unwrap();
+    let s = estimate(&e.lineup(false).unwrap(), &req, 20, true).unwrap();
     assert_eq!(s.output_tokens, 30, "two layers of one member and the summary");
-    let input = 1 + 4;
+    let input = 5;
     let dear = ((input + 10 + SYNTHESIS_TOKENS) as f64 * 10.0 + 10.0 * 20.0) / 1e6;
     assert!(s.usd > dear, "the dearer fallback is reserved");
     let free = ensemble(json!({"panel": [], "summary": {"endpoint": "https://x.test/v1", "model": "free"}}));
-    assert_eq!(estimate(&free.lineup(false).unwrap(), &req, true), Err("free".to_owned()));
-    assert_eq!(estimate(&free.lineup(false).unwrap(), &req, false).unwrap().tokens(), input + 10);
+    assert_eq!(estimate(&free.lineup(false).unwrap(), &req, 20, true), Err("free".to_owned()));
+    assert_eq!(estimate(&free.lineup(false).unwrap(), &req, 20, false).unwrap().tokens(), input + 10);
 }

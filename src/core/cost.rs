@@ -234,32 +234,29 @@ impl Meter {
     /// call's model has no price.
     pub fn annotate(&self, meta: &mut N1Meta) {
         let charges = self.charges.borrow();
+        // The calls of one panel member (`layer`, `index`), of the summary
+        // phase (layer 0) or all (`usize::MAX`).
+        let total = |layer: usize, index: usize| {
+            let mut usd = Some(0.0);
+            let mut estimated = false;
+            for c in charges.iter().filter(|c| layer == usize::MAX || (c.layer == layer && (c.summary || c.index == index))) {
+                estimated |= c.usage().1;
+                usd = usd.zip(c.cost()).map(|(a, b)| a + b);
+            }
+            (usd.map(round), estimated)
+        };
         let member = |layer: usize, reports: &mut [MemberReport]| {
             for (index, r) in reports.iter_mut().enumerate() {
-                (r.cost_usd, r.cost_estimated) = total(charges.iter().filter(|c| !c.summary && c.layer == layer && c.index == index));
+                (r.cost_usd, r.cost_estimated) = total(layer, index);
             }
         };
-        let last = meta.layers.as_ref().map_or(1, Vec::len);
-        member(last, &mut meta.panel);
-        if let Some(layers) = &mut meta.layers {
-            for (l, reports) in layers.iter_mut().enumerate() {
-                member(l + 1, reports);
-            }
+        member(meta.layers.as_ref().map_or(1, Vec::len), &mut meta.panel);
+        for (l, reports) in meta.layers.iter_mut().flatten().enumerate() {
+            member(l + 1, reports);
         }
-        (meta.summary.cost_usd, meta.summary.cost_estimated) = total(charges.iter().filter(|c| c.summary));
-        (meta.cost_usd, meta.cost_estimated) = total(charges.iter());
+        (meta.summary.cost_usd, meta.summary.cost_estimated) = total(0, 0);
+        (meta.cost_usd, meta.cost_estimated) = total(usize::MAX, 0);
     }
-}
-
-/// The summed cost of `charges` (`None` if one has no price) and whether any is estimated.
-fn total<'a>(charges: impl Iterator<Item = &'a Charge>) -> (Option<f64>, bool) {
-    let mut usd = Some(0.0);
-    let mut estimated = false;
-    for c in charges {
-        estimated |= c.usage().1;
-        usd = usd.zip(c.cost()).map(|(a, b)| a + b);
-    }
-    (usd.map(round), estimated)
 }
 
 /// Opens a charge on `meter` (the runtime's, if it has one).

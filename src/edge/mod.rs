@@ -3,15 +3,18 @@
 //! errors become the dialect's error objects in one place, and every reply
 //! carries a request id. The modules: `access` (origins, keys, rate limits),
 //! `env` (configuration and secrets), `serve` (the dialect handler), `fetch`
-//! (the runtime the ensemble calls providers through), `body` (request and
-//! reply bodies), `models`, `http`.
+//! (the runtime the ensemble calls providers through), `budget` (the budget
+//! Durable Object, a request's account, `/v1/n1/usage`), `metrics` (Analytics
+//! Engine), `body` (request and reply bodies), `models`, `http`.
 
 mod access;
 mod body;
+mod budget;
 mod env;
 mod fetch;
 mod http;
 mod kv;
+mod metrics;
 mod models;
 mod serve;
 mod store;
@@ -102,6 +105,7 @@ enum Route<'a> {
     Serve(Dialect),
     Models,
     Model(&'a str),
+    Usage,
 }
 
 /// The route of a path and method (an empty method: any); `/v1` is optional
@@ -112,6 +116,7 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
         "/chat/completions" => (Route::Serve(Dialect::Chat), "POST"),
         "/responses" => (Route::Serve(Dialect::Responses), "POST"),
         "/models" => (Route::Models, "GET"),
+        "/n1/usage" => (Route::Usage, "GET"),
         _ => match route.strip_prefix("/models/").filter(|id| !id.is_empty()) {
             Some(id) => (Route::Model(id), "GET"),
             None => return Err(N1Error::NotFound(path.to_owned())),
@@ -133,6 +138,7 @@ async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context,
     access::rate_limit(&req, env, &who).await?;
     match route {
         Route::Models => Ok(models::list(&config, &who)),
+        Route::Usage => budget::usage(env, &req, &who).await,
         Route::Model(id) => models::retrieve(&config, &who, &String::from_utf8_lossy(&crate::core::url::percent_decode(id))),
         Route::Serve(dialect) => serve::handle(dialect, req, env, ctx, config, &who).await,
     }

@@ -155,17 +155,21 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
 }
 
 
-/// `{"input": …, "output": …, "cached_input": …}`: USD per million tokens.
+/// `{"input": …, "output": …, "cached_input": …}`: USD per million tokens
+/// (`cached_input` optional), numbers ≥ 0.
 fn price(v: Value, at: &str) -> Result<Price, String> {
-    let mut f = Fields::of(v, at)?;
-    let mut usd = |k: &str, required: bool| -> Result<Option<f64>, String> {
-        match f.number(k)? {
-            Some(n) if n >= 0.0 && n.is_finite() => Ok(Some(n)),
-            None if !required => Ok(None),
-            _ => Err(format!("{at}: `{k}` must be a number ≥ 0 (USD per million tokens)")),
-        }
-    };
-    let (input, output, cached_input) = (usd("input", true)?, usd("output", true)?, usd("cached_input", false)?);
-    f.done(&["input", "output", "cached_input"])?;
-    Ok(Price { input: input.unwrap_or(0.0), output: output.unwrap_or(0.0), cached_input })
+    let mut p = [None; 3];
+    let ok = v.as_object().is_some_and(|o| {
+        o.iter().all(|(k, n)| match ["input", "output", "cached_input"].iter().position(|f| f == k) {
+            Some(i) => {
+                p[i] = n.as_f64().filter(|n| *n >= 0.0);
+                p[i].is_some()
+            }
+            None => false,
+        })
+    });
+    match (ok, p) {
+        (true, [Some(input), Some(output), cached_input]) => Ok(Price { input, output, cached_input }),
+        _ => Err(format!("{at}: must be {{\"input\": …, \"output\": …}} in USD per million tokens (numbers ≥ 0; optional \"cached_input\")")),
+    }
 }

@@ -105,17 +105,14 @@ impl<'a> Out<'a> {
         }
     }
 
-    /// The end of a good stream: the dialect's closing events with `n1` and the usage.
-    pub fn finish(&mut self, meta: &N1Meta, usage: &Usage) {
+    /// The end of a good stream: the dialect's closing events with `n1`
+    /// (its costs filled in from the meter) and the usage.
+    pub fn finish(&mut self, meta: &mut N1Meta, usage: &Usage) {
         self.finished = true;
-        match self.meter {
-            Some(meter) => {
-                let mut meta = meta.clone();
-                meter.annotate(&mut meta);
-                self.enc.finish(&meta, usage, &mut self.buf);
-            }
-            None => self.enc.finish(meta, usage, &mut self.buf),
+        if let Some(meter) = self.meter {
+            meter.annotate(meta);
         }
+        self.enc.finish(meta, usage, &mut self.buf);
     }
 
     pub fn keep_alive(&mut self) {
