@@ -248,3 +248,33 @@ test("budget state survives a restart (Durable Object storage persisted); the cl
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the README's budget examples work as written: N1_API_KEYS with budgets, a priced model, the wrangler.toml binding", async () => {
+  const readme = fs.readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const blocks = (lang) => [...readme.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === lang).map((m) => m[2]);
+  const keysExample = blocks("json").find((b) => b.includes('"budget"'));
+  const priceExample = blocks("json").find((b) => b.includes('"price"'));
+  const toml = fs.readFileSync(new URL("../wrangler.toml", import.meta.url), "utf8");
+  for (const line of blocks("toml").find((b) => b.includes("N1_BUDGET")).trim().split("\n")) assert.ok(toml.includes(line), `wrangler.toml has: ${line}`);
+  for (const line of blocks("toml").find((b) => b.includes("N1_METRICS")).trim().split("\n")) assert.ok(toml.includes(`# ${line}`), `wrangler.toml has, commented: ${line}`);
+  // The README's keys, and an ensemble made of its priced model (pointed at the mock).
+  const model = { ...JSON.parse(priceExample), endpoint: `${mock.url}/v1`, api_key_secret: undefined };
+  const keys = JSON.parse(keysExample);
+  const readmeWorker = await startWorker({ config: { ensembles: { council: { panel: [model], summary: model }, quick: { panel: [], summary: model } } }, bindings: { N1_API_KEYS: JSON.stringify(keys) } });
+  try {
+    const as = (k) => ({ authorization: `Bearer ${k.key}` });
+    const r = await postChat(readmeWorker.url, { model: "council", messages: [{ role: "user", content: "hi" }] }, as(keys[0]));
+    assert.equal(r.status, 200);
+    const cost = (await r.json()).n1.cost_usd;
+    assert.ok(Math.abs(cost - 2 * (10 * 0.15 + 5 * 0.6) / 1e6) < 1e-12, `at the README's price: ${cost}`);
+    let u;
+    for (let i = 0; i < 50 && !(u?.day.requests >= 1); i++) u = await (await fetch(`${readmeWorker.url}/v1/n1/usage`, { headers: as(keys[0]) })).json();
+    assert.deepEqual([u.key, u.day.limit_usd, u.month.limit_usd, u.day.requests], ["alice", 5, 100, 1]);
+    const ci = await (await fetch(`${readmeWorker.url}/v1/n1/usage`, { headers: as(keys[1]) })).json();
+    assert.deepEqual([ci.key, ci.day.limit_tokens, ci.day.limit_usd], ["ci", 2000000, null]);
+    const bob = await (await fetch(`${readmeWorker.url}/v1/n1/usage`, { headers: as(keys[2]) })).json();
+    assert.deepEqual([bob.key, bob.day.limit_usd, bob.day.limit_tokens], ["bob", null, null]);
+  } finally {
+    await readmeWorker.close();
+  }
+});

@@ -4,6 +4,7 @@
 // and never a key.
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { startMockUpstream } from "./helpers/mock-upstream.mjs";
 import { startWorker, mockModel, postChat } from "./helpers/worker.mjs";
 
@@ -104,4 +105,18 @@ test("without the binding nothing is written and nothing changes", async () => {
   } finally {
     await plain.close();
   }
+});
+
+test("the README's table of the data points' columns matches what is written", () => {
+  const readme = fs.readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const rows = Object.fromEntries([...readme.matchAll(/^\| `(index1|blob\d+|double\d+)` \|([^|]*)\|([^|]*)\|$/gm)].map((m) => [m[1], [m[2].trim(), m[3].trim()]]));
+  const mention = (col, which, words) => assert.match(rows[col]?.[which] ?? "", new RegExp(words, "i"), `${col} (${which ? "request" : "call"})`);
+  // The names the tests above give the positions.
+  const call = { kind: "`call`", ensemble: "ensemble", model: "^model", provider: "provider", status: "status", key: "key name", role: "role", latency_ms: "latency", attempts: "attempts", input_tokens: "input tokens", output_tokens: "output tokens", cached_tokens: "cached", cost_usd: "cost, USD", priced: "had a price", estimated: "estimated", http_status: "HTTP status" };
+  CALL_BLOBS.forEach((k, i) => mention(`blob${i + 1}`, 0, call[k]));
+  CALL_DOUBLES.forEach((k, i) => mention(`double${i + 1}`, 0, call[k]));
+  const request = ["`request`", "ensemble", "dialect", "`json` or `stream`", "outcome", "key name"];
+  request.forEach((w, i) => mention(`blob${i + 1}`, 1, w));
+  ["latency", "calls made", "input tokens", "output tokens", "cost, USD", "every call had a price"].forEach((w, i) => mention(`double${i + 1}`, 1, w));
+  mention("index1", 0, "ensemble");
 });
