@@ -52,7 +52,7 @@ const mf = new Miniflare({
   },
 });
 const url = `${(await mf.ready).href.replace(/\/$/, "")}/v1/chat/completions`;
-const { readdirSync, readFileSync } = await import("node:fs");
+const { readdirSync, readFileSync, writeFileSync } = await import("node:fs");
 const pid = readdirSync("/proc")
   .filter((p) => /^\d+$/.test(p))
   .map(Number)
@@ -136,4 +136,11 @@ for (const ens of ["zero", "lat"]) {
     lines.push(`| ${ens} | ${mode} | **budget − anonymous** | **${f(d("added", 50))}** | ${f(d("added", 95))} | **${f(d("first byte", 50))}** | ${f(d("first byte", 95))} | ${f(d("cpu", 50))} |`);
   }
 }
-console.log(lines.join("\n"));
+// Into BENCHMARKS.md (BENCH_OUT: another file) between its markers, which
+// `npm run bench` keeps when it rewrites the rest of the report.
+const OUT = process.env.BENCH_OUT ?? "BENCHMARKS.md";
+const section = `<!-- budgets -->\n## Budgets\n\n${lines.join("\n")}\n\n${readFileSync("bench/budget-notes.md", "utf8").trim()}\n<!-- /budgets -->\n`;
+const old = readFileSync(OUT, "utf8");
+const marked = /<!-- budgets -->[\s\S]*<!-- \/budgets -->\n/;
+writeFileSync(OUT, marked.test(old) ? old.replace(marked, section) : `${old.trimEnd()}\n\n${section}`);
+console.log(section);
