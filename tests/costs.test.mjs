@@ -164,3 +164,16 @@ test("a client that leaves mid-stream is charged for the calls made", async () =
   assert.ok(output > 5 && output < 5 + 100, `panel output + what arrived of the summary: ${output}`);
   assert.ok(after.day.usd > before.usd + usd(1, 1), "more than the panel member alone");
 });
+
+test("a client that leaves a non-streaming request is charged for the calls made", async () => {
+  const before = (await usage()).day;
+  mock.set("g-s", { delayMs: 1500 });
+  const ac = new AbortController();
+  const pending = postChat(w.url, { model: "gone", messages: user }, auth, ac.signal).catch((e) => e.name);
+  await mock.waitFor(() => mock.requestsFor("g-s").length === 1, 5000);
+  ac.abort();
+  assert.equal(await pending, "AbortError");
+  // workerd lets the handler finish (nothing can be sent any more): its calls settle.
+  const after = await usageWhen((u) => u.day.requests === before.requests + 1, "the abandoned request settled");
+  close(after.day.usd - before.usd, 2 * usd(1, 1), "the panel member and the summary, as reported");
+});
