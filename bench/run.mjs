@@ -585,6 +585,15 @@ function targetsCheck(R) {
 
 // ---------------------------------------------------------------- main
 
+/** The "Budgets" section bench/budget.mjs wrote into the report, kept when the report is rewritten. */
+function budgetsSection() {
+  try {
+    return "\n" + (readFileSync(OUT, "utf8").match(/<!-- budgets -->[\s\S]*<!-- \/budgets -->\n/)?.[0] ?? "");
+  } catch {
+    return "";
+  }
+}
+
 async function main() {
   if (process.env.BENCH_REPORT_ONLY === "1") {
     // Rewrite the report (e.g. after editing bench/NOTES.md) from the last run's figures.
@@ -592,7 +601,7 @@ async function main() {
     Object.assign(errors, R.errors);
     R.targets = targetsCheck(R);
     R.notes = readFileSync("bench/NOTES.md", "utf8");
-    writeFileSync(OUT, report(R));
+    writeFileSync(OUT, report(R) + budgetsSection());
     return log(`rewrote ${OUT} from bench/last-run.json`);
   }
   const t0 = Date.now();
@@ -648,7 +657,7 @@ async function main() {
     R.notes = readFileSync("bench/NOTES.md", "utf8");
   } catch {}
   writeFileSync("bench/last-run.json", JSON.stringify(R, null, 1));
-  writeFileSync(OUT, report(R));
+  writeFileSync(OUT, report(R) + budgetsSection());
   log(`wrote ${OUT} in ${f(R.seconds, 0)} s`);
   for (const t of R.targets) log(`${t.met ? "met " : "MISS"} ${t.what}: ${t.value}`);
 }

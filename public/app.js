@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   ensemble: $("ensemble"),
   info: $("ensemble-info"),
+  budget: $("budget"),
   modelsError: $("models-error"),
   key: $("key"),
   newChat: $("new-chat"),
@@ -71,6 +72,14 @@ function follow(wasNearBottom) {
 
 const fmtMs = (ms) => (ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 
+/** USD, with two significant digits below a cent: `$0.0000045`, `$0.0123`, `$1.5000`. */
+function fmtUsd(x) {
+  if (x == null) return "unknown";
+  if (x === 0) return "$0";
+  const digits = x >= 0.01 ? 4 : Math.min(12, 1 - Math.floor(Math.log10(x)));
+  return `$${x.toFixed(digits).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "")}`;
+}
+
 function fmtUsage(u) {
   if (!u) return "";
   const p = u.prompt_tokens ?? 0;
@@ -108,6 +117,7 @@ async function httpError(res) {
 function hint(e) {
   if (e.status === 401 || e.code === "invalid_api_key") return "Check the access key at the top of the page.";
   if (e.status === 403) return "This key may not use this ensemble.";
+  if (e.code === "insufficient_quota") return "This key's budget is used up until the time above.";
   if (e.status === 429) return e.retryAfter ? `Rate limited: try again in ${e.retryAfter} s.` : "Rate limited: wait a moment, then try again.";
   if (e.status === 404 && e.code === "model_not_found") return "Pick another ensemble.";
   return "";
@@ -267,6 +277,7 @@ class Turn {
     if (p.ttft_ms != null) bits.push(`first token ${fmtMs(p.ttft_ms)}`);
     if (p.attempts > 1) bits.push(`${p.attempts} attempts`);
     if (p.usage?.total_tokens != null) bits.push(`${p.usage.total_tokens} tokens`);
+    if (p.cost_usd !== undefined) bits.push(p.cost_usd === null ? "cost unknown" : fmtUsd(p.cost_usd) + (p.cost_estimated ? " (estimated)" : ""));
     c.meta.textContent = bits.join(" · ");
     const waiting = [...this.members.values()].filter((m) => m.root.dataset.status === "pending").length;
     if (waiting) this.panelStatus.textContent = `${this.members.size - waiting}/${this.members.size} in, ${waiting} working…`;
@@ -298,10 +309,8 @@ class Turn {
   finish(n1, finishReason) {
     this.render();
     if (n1?.panel) {
-      n1.panel.forEach((r, i) => {
-        const c = this.members.get(i);
-        if (!c || c.root.dataset.status === "pending") this.member({ ...r, index: i });
-      });
+      // Every card gets its final report (the costs come only with n1).
+      n1.panel.forEach((r, i) => this.member({ ...r, index: i }));
       this.panelStatus.textContent = `${n1.panel_ok}/${n1.panel_total} answered`;
     }
     const s = n1?.summary;
@@ -315,6 +324,10 @@ class Turn {
     if (n1?.degraded) {
       this.synth.classList.add("degraded");
       this.meta.append(el("span", "badge warn", `degraded: ${n1.panel_ok}/${n1.panel_total} panel answers`));
+    }
+    if (n1 && "cost_usd" in n1) {
+      const cost = n1.cost_usd === null ? "unknown (a model has no price)" : fmtUsd(n1.cost_usd) + (n1.cost_estimated ? " (partly estimated)" : "");
+      this.meta.append(el("span", "cost", `Cost: ${cost}`));
     }
   }
 
@@ -380,6 +393,30 @@ async function send(text) {
     turn.root.removeAttribute("aria-busy");
     running = null;
     setBusy(false);
+    showBudget();
+  }
+}
+
+/** What the key spent and may still spend (GET /v1/n1/usage); hidden without a key or usage. */
+async function showBudget() {
+  if (!ui.key.value.trim()) return (ui.budget.hidden = true);
+  try {
+    const res = await fetch("/v1/n1/usage", { headers: headers(false) });
+    if (!res.ok) return (ui.budget.hidden = true);
+    const { day, month } = await res.json();
+    const resets = (iso) => new Date(iso).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+    const parts = [];
+    const usd = (w, what) => {
+      if (w.limit_usd == null) return `${what}: ${fmtUsd(w.usd)} spent`;
+      return `${what}: ${fmtUsd(Math.max(0, w.limit_usd - w.usd))} left of ${fmtUsd(w.limit_usd)} (resets ${resets(w.resets_at)})`;
+    };
+    parts.push(usd(day, "Today"));
+    if (day.limit_tokens != null) parts.push(`${Math.max(0, day.limit_tokens - day.input_tokens - day.output_tokens)} of ${day.limit_tokens} tokens left today`);
+    if (month.limit_usd != null) parts.push(usd(month, "This month"));
+    ui.budget.textContent = `Budget · ${parts.join(" · ")}`;
+    ui.budget.hidden = false;
+  } catch {
+    ui.budget.hidden = true;
   }
 }
 
@@ -472,6 +509,8 @@ ui.key.value = store.get("n1.key");
 ui.key.addEventListener("change", () => {
   store.set("n1.key", ui.key.value.trim());
   loadModels();
+  showBudget();
 });
 
 loadModels();
+showBudget();

@@ -405,3 +405,47 @@ test("a wrong access key: the 401 is shown; the right key works and is sent as a
   assert.match(await text(page, `${lastTurn} .synthesis .status`), /^done/);
   assert.equal(page.apiRequests.at(-1).headers.authorization, "Bearer right-key");
 });
+
+test("each answer shows its cost (and each panel model's); the key's remaining budget is shown", { timeout: 60000 }, async (t) => {
+  const m = (name, price) => mockModel(mock, name, price ? { price } : {});
+  const cfg = {
+    default_ensemble: "council",
+    ensembles: {
+      council: { panel: [m("alpha", { input: 1, output: 2 }), m("beta", { input: 3, output: 4 })], summary: m("sum", { input: 5, output: 6 }) },
+      unpriced: { panel: [m("alpha")], summary: m("sum", { input: 5, output: 6 }) },
+    },
+  };
+  const keys = JSON.stringify([{ key: "budget-key-0001", name: "page", budget: { usd_per_day: 2, tokens_per_day: 100000 } }, { key: "plain-key-0001", name: "plain" }]);
+  const keyed = await startWorker({ config: cfg, assets: true, bindings: { N1_API_KEYS: keys, N1_ALLOW_ANONYMOUS: undefined } });
+  t.after(() => keyed.close());
+  const page = await openPage(t, { url: keyed.url, waitForEnsembles: false });
+  await page.fill("#key", "budget-key-0001");
+  await page.press("#key", "Tab");
+  await page.waitForSelector("#ensemble option[value=council]", { state: "attached" });
+  // Before any answer: the whole budget is left.
+  await page.waitForSelector("#budget:not([hidden])");
+  assert.match(await text(page, "#budget"), /Today: \$2 left of \$2 \(resets .+\) · 100000 of 100000 tokens left today/);
+
+  await send(page, "What does this cost?");
+  await settled(page);
+  // 10 prompt + 5 completion tokens per call: alpha $0.00002, beta $0.00005, sum $0.00008.
+  assert.match(await text(page, `${lastTurn} .card:nth-child(1) .card-meta`), /15 tokens · \$0\.00002$/);
+  assert.match(await text(page, `${lastTurn} .card:nth-child(2) .card-meta`), /15 tokens · \$0\.00005$/);
+  assert.match(await text(page, `${lastTurn} .meta .cost`), /^Cost: \$0\.00015$/);
+  await page.waitForFunction(() => /99955 of 100000 tokens/.test(document.querySelector("#budget").textContent));
+  assert.match(await text(page, "#budget"), /Today: \$1\.9998 left of \$2/);
+
+  // A model without a price (a USD budget cannot be enforced on it: a key without a budget).
+  await page.fill("#key", "plain-key-0001");
+  await page.press("#key", "Tab");
+  await page.waitForFunction(() => /^Budget · Today: \$0 spent$/.test(document.querySelector("#budget").textContent));
+  await page.selectOption("#ensemble", "unpriced");
+  await send(page, "And this one?");
+  await settled(page);
+  assert.match(await text(page, `${lastTurn} .card:nth-child(1) .card-meta`), /cost unknown$/);
+  assert.match(await text(page, `${lastTurn} .meta .cost`), /^Cost: unknown \(a model has no price\)$/);
+  await page.waitForFunction(() => /^Budget · Today: \$0\.00008 spent$/.test(document.querySelector("#budget").textContent));
+  await page.screenshot({ path: `${ARTIFACTS}chat-page-costs.png`, fullPage: true });
+  // Only the ensembles' 401 before the key was entered.
+  assert.deepEqual(page.errors.filter((e) => !/status of 401/.test(e)), []);
+});

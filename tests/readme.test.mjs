@@ -17,6 +17,7 @@ import { ROOT, scratchProject, startDev, varsFile, sh, portInUse, venvPython } f
 const README = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
 const PORT = 8787;
 const ANSWER = "The sky scatters blue light most (Rayleigh scattering).";
+const USAGE_KEY = "k-readme-7e1f00aa";
 
 /** The README's fenced code blocks in `lang`. */
 function fenced(lang) {
@@ -30,7 +31,8 @@ function one(list, what) {
 // The README's run command (the line of its Quick start block), e.g. "npm run dev   # runs …".
 const quickStart = one(fenced("sh").filter((b) => /^npm run dev\b/m.test(b) && /^npm test\b/m.test(b)), "Quick start block");
 const RUN = quickStart.split("\n").find((l) => l.startsWith("npm run dev"));
-const CURL = one(fenced("sh").filter((b) => b.includes("curl ")), "block of curl examples");
+const CURL = one(fenced("sh").filter((b) => b.includes("curl ") && !b.includes("/v1/n1/usage")), "block of curl examples");
+const USAGE = one(fenced("sh").filter((b) => b.includes("/v1/n1/usage")), "usage example");
 const JS = one(fenced("js").filter((b) => b.includes("chat.completions")), "JavaScript example of chat completions");
 const PY = one(fenced("python").filter((b) => b.includes("chat.completions")), "Python example of chat completions");
 const JS_RESPONSES = one(fenced("js").filter((b) => b.includes("responses.create")), "JavaScript example of the Responses API");
@@ -237,4 +239,40 @@ test("the Claude Code configuration: the base URL without /v1, ensembles as mode
   assert.equal(deltas, ANSWER);
   assert.match(text, /event: message_stop\n/);
   assert.deepEqual(summaries()[0].body.tools.map((t) => t.function.name), ["Bash"]);
+});
+
+// Last: it gives the running `npm run dev` a client key (the SDK examples above send
+// "unused" as their key, which only works while no keys are configured).
+test("the usage example: what the key spent today and this month (wrangler dev runs the Durable Object)", async () => {
+  const vars = path.join(project.dir, ".dev.vars");
+  const original = fs.readFileSync(vars, "utf8");
+  fs.writeFileSync(vars, `${original}N1_API_KEYS='${JSON.stringify([{ key: USAGE_KEY, name: "readme", budget: { tokens_per_day: 100000 } }])}'\n`);
+  const auth = { authorization: `Bearer ${USAGE_KEY}` };
+  try {
+    // `npm run dev` reloads on the changed .dev.vars: the key is known once /v1/n1/usage answers it.
+    const deadline = Date.now() + 60_000;
+    while ((await fetch(`http://127.0.0.1:${PORT}/v1/n1/usage`, { headers: auth }).catch(() => ({ status: 0 }))).status !== 200) {
+      assert.ok(Date.now() < deadline, "the worker did not pick up N1_API_KEYS within 60 s");
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const r = await fetch(`http://127.0.0.1:${PORT}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...auth },
+      body: JSON.stringify({ model: "council", max_tokens: 50, messages: [{ role: "user", content: "hi" }] }),
+    });
+    assert.equal(r.status, 200, await r.clone().text());
+    let u;
+    for (let i = 0; i < 50 && !(u?.day.requests >= 1); i++) {
+      const out = await sh(project.dir, USAGE, { env: { N1_KEY: USAGE_KEY } });
+      assert.equal(out.code, 0, out.stderr);
+      u = JSON.parse(out.stdout);
+    }
+    assert.equal(u.key, "readme");
+    assert.equal(u.day.requests, 1);
+    assert.equal(u.day.limit_tokens, 100000);
+    assert.ok(u.day.input_tokens > 0 && u.day.output_tokens > 0, JSON.stringify(u));
+    assert.match(u.month.resets_at, /^\d{4}-\d\d-01T00:00:00Z$/);
+  } finally {
+    fs.writeFileSync(vars, original);
+  }
 });

@@ -7,6 +7,8 @@
 // the next request.
 import { WorkerEntrypoint } from "cloudflare:workers";
 import N1 from "../build/index.js";
+// The budget Durable Object (src/edge/budget.rs), bound as N1_BUDGET in wrangler.toml.
+export { N1Budget } from "../build/index.js";
 
 const ERROR = {
   message: "Internal error: the worker failed while handling this request.",

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::core::budget::Limits;
 use crate::core::error::N1Error;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +13,8 @@ pub struct ClientKey {
     pub name: Option<String>,
     /// Ensembles this key may use; absent: all.
     pub ensembles: Option<Vec<String>>,
+    /// What it may spend (`"budget": {"usd_per_day", "usd_per_month", "tokens_per_day"}`).
+    pub budget: Option<Limits>,
 }
 
 /// Who is calling.
@@ -21,11 +24,19 @@ pub struct Principal {
     pub label: String,
     pub ensembles: Option<Vec<String>>,
     pub anonymous: bool,
+    /// Its key's budget (for anonymous callers: `N1_ANONYMOUS_BUDGET`, set by the edge).
+    pub budget: Option<Limits>,
 }
 
 impl Principal {
     pub fn may_use(&self, ensemble: &str) -> bool {
         self.ensembles.as_ref().is_none_or(|list| list.iter().any(|e| e == ensemble))
+    }
+
+    /// The name of its key (`None` when anonymous), as `N1_API_KEYS` names it
+    /// (`#<n>`, its position, for a key without a name).
+    pub fn key_name(&self) -> Option<&str> {
+        self.label.strip_prefix("key:")
     }
 
     pub fn check(&self, ensemble: &str) -> Result<(), N1Error> {
@@ -37,13 +48,15 @@ impl Principal {
     }
 }
 
-/// `N1_API_KEYS`: a JSON array of `{"key", "name", "ensembles"}` objects or of
-/// strings, or plain keys separated by commas, spaces or new lines.
+/// `N1_API_KEYS`: a JSON array of `{"key", "name", "ensembles", "budget"}`
+/// objects or of strings, or plain keys separated by commas, spaces or new lines.
 pub fn parse_keys(text: &str) -> Result<Vec<ClientKey>, String> {
     let t = text.trim();
     let keys: Vec<ClientKey> = if t.starts_with('[') {
         // Never quotes the text: it holds keys.
-        let invalid = || "N1_API_KEYS is not a valid JSON array of keys or {\"key\", \"name\", \"ensembles\"} objects".to_owned();
+        let invalid = || {
+            "N1_API_KEYS is not a valid JSON array of keys or {\"key\", \"name\", \"ensembles\", \"budget\"} objects (a budget has `usd_per_day`, `usd_per_month`, `tokens_per_day`: numbers ≥ 0)".to_owned()
+        };
         let entries = match serde_json::from_str::<Value>(t) {
             Ok(Value::Array(entries)) => entries,
             _ => return Err(invalid()),
@@ -52,7 +65,7 @@ pub fn parse_keys(text: &str) -> Result<Vec<ClientKey>, String> {
         entries
             .into_iter()
             .map(|e| match e {
-                Value::String(key) => Some(ClientKey { key, name: None, ensembles: None }),
+                Value::String(key) => Some(ClientKey { key, name: None, ensembles: None, budget: None }),
                 Value::Object(o) => Some(ClientKey {
                     key: o.get("key")?.as_str()?.to_owned(),
                     name: match o.get("name") {
@@ -63,6 +76,10 @@ pub fn parse_keys(text: &str) -> Result<Vec<ClientKey>, String> {
                         None | Some(Value::Null) => None,
                         Some(list) => Some(strings(list)?),
                     },
+                    budget: match o.get("budget") {
+                        None | Some(Value::Null) => None,
+                        Some(b) => Some(Limits::from_json(b).ok()?),
+                    },
                 }),
                 _ => None,
             })
@@ -71,7 +88,7 @@ pub fn parse_keys(text: &str) -> Result<Vec<ClientKey>, String> {
     } else {
         t.split([',', '\n', ' ', '\t', '\r'])
             .filter(|k| !k.is_empty())
-            .map(|k| ClientKey { key: k.to_owned(), name: None, ensembles: None })
+            .map(|k| ClientKey { key: k.to_owned(), name: None, ensembles: None, budget: None })
             .collect()
     };
     if keys.iter().any(|k| k.key.len() < 8) {
@@ -115,13 +132,13 @@ pub fn authenticate(setup: &AuthSetup, presented: Option<&str>) -> Result<Princi
     let no_keys = setup.keys.is_empty() && setup.legacy_key.is_none();
     if no_keys {
         if setup.allow_anonymous {
-            return Ok(Principal { label: "anonymous".into(), ensembles: None, anonymous: true });
+            return Ok(Principal { label: "anonymous".into(), ensembles: None, anonymous: true, budget: None });
         }
         return Err(N1Error::AuthNotConfigured);
     }
     let Some(presented) = presented else {
         if setup.allow_anonymous {
-            return Ok(Principal { label: "anonymous".into(), ensembles: None, anonymous: true });
+            return Ok(Principal { label: "anonymous".into(), ensembles: None, anonymous: true, budget: None });
         }
         return Err(N1Error::MissingKey);
     };
@@ -129,7 +146,7 @@ pub fn authenticate(setup: &AuthSetup, presented: Option<&str>) -> Result<Princi
     for (i, k) in setup.keys.iter().enumerate() {
         if ct_eq(k.key.as_bytes(), presented.as_bytes()) && found.is_none() {
             let name = k.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
-            found = Some(Principal { label: format!("key:{name}"), ensembles: k.ensembles.clone(), anonymous: false });
+            found = Some(Principal { label: format!("key:{name}"), ensembles: k.ensembles.clone(), anonymous: false, budget: k.budget });
         }
     }
     if let Some((key, ensemble)) = setup.legacy_key {
@@ -138,6 +155,7 @@ pub fn authenticate(setup: &AuthSetup, presented: Option<&str>) -> Result<Princi
                 label: "key:api_bearer_token".into(),
                 ensembles: Some(vec![ensemble.to_owned()]),
                 anonymous: false,
+                budget: None,
             });
         }
     }

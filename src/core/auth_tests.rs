@@ -70,3 +70,21 @@ fn legacy_token_is_a_key_for_its_ensemble() {
     assert!(p.may_use("n1") && !p.may_use("other"));
     assert_eq!(authenticate(&setup, Some("nope")).unwrap_err(), N1Error::InvalidKey);
 }
+
+#[test]
+fn a_key_may_carry_a_budget_which_its_principal_gets() {
+    let k = parse_keys(r#"[{"key": "key-alice-123", "name": "alice", "budget": {"usd_per_day": 5, "tokens_per_day": 1000}}, "key-bob-4567"]"#).unwrap();
+    let b = k[0].budget.unwrap();
+    assert_eq!((b.usd_per_day, b.usd_per_month, b.tokens_per_day), (Some(5.0), None, Some(1000)));
+    assert_eq!(k[1].budget, None);
+    let setup = AuthSetup { keys: &k, legacy_key: None, allow_anonymous: true };
+    let alice = authenticate(&setup, Some("key-alice-123")).unwrap();
+    assert_eq!((alice.budget, alice.key_name()), (Some(b), Some("alice")));
+    assert_eq!(authenticate(&setup, Some("key-bob-4567")).unwrap().key_name(), Some("#2"));
+    assert_eq!(authenticate(&setup, None).unwrap().key_name(), None);
+    // A malformed budget is an error that quotes nothing of the text.
+    for bad in [r#"{"usd_per_day": -1}"#, r#"{"usd_per_dya": 1}"#, r#""5""#, r#"{"tokens_per_day": 1.5}"#] {
+        let e = parse_keys(&format!(r#"[{{"key": "key-secret-xyz", "budget": {bad}}}]"#)).unwrap_err();
+        assert!(!e.contains("key-secret") && e.contains("budget"), "{e}");
+    }
+}

@@ -92,6 +92,9 @@ pub enum N1Error {
     OriginNotAllowed,
     /// 429: over the rate limit; retry after this many seconds.
     RateLimited(u64),
+    /// 429: the request would pass the key's budget (the message names the
+    /// limit and when it resets).
+    OverBudget(String),
 
     // ---- the providers (502, 504)
     /// 502: too few panel members answered.
@@ -125,7 +128,7 @@ impl N1Error {
             N1Error::ModelNotFound(_) | N1Error::NotFound(_) => 404,
             N1Error::MethodNotAllowed { .. } => 405,
             N1Error::PayloadTooLarge(_) => 413,
-            N1Error::RateLimited(_) => 429,
+            N1Error::RateLimited(_) | N1Error::OverBudget(_) => 429,
             N1Error::ConfigMissing | N1Error::Config(_) | N1Error::Internal(_) => 500,
             N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) | N1Error::Stream { .. } => 502,
             N1Error::RequestTimeout(_) => 504,
@@ -145,6 +148,7 @@ impl N1Error {
             | N1Error::AuthNotConfigured => "invalid_request_error",
             N1Error::Forbidden(_) | N1Error::OriginNotAllowed => "permission_error",
             N1Error::RateLimited(_) => "rate_limit_error",
+            N1Error::OverBudget(_) => "insufficient_quota",
             N1Error::PanelFailed { .. } | N1Error::SummaryFailed(_) | N1Error::RequestTimeout(_) | N1Error::Stream { .. } => {
                 "upstream_error"
             }
@@ -162,6 +166,7 @@ impl N1Error {
             N1Error::OriginNotAllowed => Some("origin_not_allowed"),
             N1Error::PayloadTooLarge(_) => Some("request_too_large"),
             N1Error::RateLimited(_) => Some("rate_limit_exceeded"),
+            N1Error::OverBudget(_) => Some("insufficient_quota"),
             N1Error::NotFound(_) => Some("not_found"),
             N1Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
             N1Error::ConfigMissing => Some("config_missing"),
@@ -188,7 +193,7 @@ impl N1Error {
             N1Error::MissingKey => "No API key provided. Send it as `Authorization: Bearer <key>` (or `x-api-key`).".into(),
             N1Error::InvalidKey => "Incorrect API key provided.".into(),
             N1Error::AuthNotConfigured => "This N-1 deployment has no access keys configured, so it refuses every request. The operator must set the N1_API_KEYS secret, or N1_ALLOW_ANONYMOUS=true to let anyone use it.".into(),
-            N1Error::Forbidden(m) => m.clone(),
+            N1Error::Forbidden(m) | N1Error::OverBudget(m) => m.clone(),
             N1Error::OriginNotAllowed => "This browser origin is not allowed (N1_CORS_ORIGINS).".into(),
             N1Error::PayloadTooLarge(limit) => format!("The request body is larger than the {limit}-byte limit."),
             N1Error::RateLimited(s) => format!("Rate limit reached for this key; retry after {s} s."),
@@ -246,7 +251,7 @@ impl N1Error {
             N1Error::Forbidden(_) | N1Error::OriginNotAllowed => "permission_error",
             N1Error::ModelNotFound(_) | N1Error::NotFound(_) => "not_found_error",
             N1Error::PayloadTooLarge(_) => "request_too_large",
-            N1Error::RateLimited(_) => "rate_limit_error",
+            N1Error::RateLimited(_) | N1Error::OverBudget(_) => "rate_limit_error",
             _ => "api_error",
         }
     }

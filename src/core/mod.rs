@@ -7,11 +7,14 @@
 //! - `ensemble/`   the policy: panel phase, summary phase, retries, prompt, `n1` reports
 //! - `providers/`  outbound APIs: upstream bodies built, replies and streams decoded
 //! - `config/`     the configuration (native and original N-1 formats), checked
+//! - `cost`        prices, what each call cost (the `Meter`); `budget`: what a key may spend
 //! - `auth`, `cors`, `secrets`, `error`: who may call, and what may be said back
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod cors;
+pub mod cost;
 pub mod dialects;
 pub mod ensemble;
 pub mod error;

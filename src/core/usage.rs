@@ -1,16 +1,42 @@
 //! Token usage: read leniently from upstream replies, summed over every call.
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Prompt tokens read from the provider's prompt cache (part of
+    /// `prompt_tokens`, often at a lower price).
+    pub cached_tokens: u64,
+}
+
+/// OpenAI's shape: cached tokens under `prompt_tokens_details`, only when there are any.
+impl Serialize for Usage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("prompt_tokens", &self.prompt_tokens)?;
+        map.serialize_entry("completion_tokens", &self.completion_tokens)?;
+        map.serialize_entry("total_tokens", &self.total_tokens)?;
+        if self.cached_tokens > 0 {
+            map.serialize_entry("prompt_tokens_details", &Cached { cached_tokens: self.cached_tokens })?;
+        }
+        map.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Cached {
+    cached_tokens: u64,
 }
 
 impl Usage {
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Usage {
+        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens, cached_tokens: 0 }
+    }
+
     /// `None` when the upstream reported no usable usage object.
     pub fn from_json(v: &Value) -> Option<Usage> {
         let obj = v.as_object()?;
@@ -21,13 +47,19 @@ impl Usage {
             return None;
         }
         let (p, c) = (prompt.unwrap_or(0), completion.unwrap_or(0));
-        Some(Usage { prompt_tokens: p, completion_tokens: c, total_tokens: get("total_tokens").unwrap_or(p + c) })
+        Some(Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            total_tokens: get("total_tokens").unwrap_or(p + c),
+            cached_tokens: v.pointer("/prompt_tokens_details/cached_tokens").and_then(Value::as_u64).unwrap_or(0),
+        })
     }
 
     pub fn add(&mut self, other: &Usage) {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.total_tokens += other.total_tokens;
+        self.cached_tokens += other.cached_tokens;
     }
 }
 

@@ -60,7 +60,11 @@ pub fn authenticate(req: &Request, env: &Env, config: &Result<std::rc::Rc<Config
     let setup = AuthSetup { keys: &keys, legacy_key: legacy, allow_anonymous: env::flag(env, "N1_ALLOW_ANONYMOUS") };
     let authorization = header(req, "authorization");
     let x_api_key = header(req, "x-api-key");
-    auth::authenticate(&setup, auth::presented_key(authorization.as_deref(), x_api_key.as_deref()))
+    let mut who = auth::authenticate(&setup, auth::presented_key(authorization.as_deref(), x_api_key.as_deref()))?;
+    if who.anonymous {
+        who.budget = env::anonymous_budget(env)?;
+    }
+    Ok(who)
 }
 
 /// Per key, or per client IP for anonymous callers, with the `RATE_LIMITER`

@@ -108,6 +108,13 @@ pub fn client_keys(env: &Env) -> Result<Vec<ClientKey>, N1Error> {
     }
 }
 
+/// `N1_ANONYMOUS_BUDGET`: the budget all anonymous callers share (JSON, as a key's `budget`).
+pub fn anonymous_budget(env: &Env) -> Result<Option<crate::core::budget::Limits>, N1Error> {
+    let Some(text) = string_binding(env, "N1_ANONYMOUS_BUDGET") else { return Ok(None) };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| N1Error::Config("N1_ANONYMOUS_BUDGET is not JSON".into()))?;
+    crate::core::budget::Limits::from_json(&v).map(Some).map_err(|e| N1Error::Config(format!("N1_ANONYMOUS_BUDGET: {e}")))
+}
+
 thread_local! {
     /// Vars and secrets, as read once per isolate: they are fixed for an
     /// isolate's life (changing one deploys a new version, in new isolates),

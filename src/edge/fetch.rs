@@ -21,6 +21,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::env::Keys;
 use crate::core::config::{ModelSpec, Provider};
+use crate::core::cost::Meter;
 use crate::core::ensemble::{retry, Runtime};
 use crate::core::error::{Failure, FailureKind};
 use crate::core::providers::workers_ai;
@@ -32,13 +33,15 @@ pub struct FetchRuntime {
     open: RefCell<Vec<AbortController>>,
     /// The Workers AI binding, when the worker has one.
     ai: Option<JsValue>,
+    /// Every call of the request, for costs, budgets and metrics.
+    pub meter: Meter,
 }
 
 type Body = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>>>>;
 
 impl FetchRuntime {
     pub fn new(keys: Keys, secrets: Secrets, ai: Option<JsValue>) -> Self {
-        FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()), ai }
+        FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()), ai, meter: Meter::default() }
     }
 
     fn failure(&self, m: &ModelSpec, status: Option<u16>, kind: FailureKind, reason: &str) -> Failure {
@@ -242,6 +245,10 @@ impl Runtime for FetchRuntime {
 
     fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    fn meter(&self) -> Option<&Meter> {
+        Some(&self.meter)
     }
 }
 

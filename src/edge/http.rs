@@ -22,6 +22,10 @@ pub fn error(dialect: Dialect, e: &N1Error) -> Response {
         N1Error::RateLimited(s) => {
             let _ = h.set("retry-after", &s.to_string());
         }
+        // The OpenAI and Anthropic SDKs retry a 429 unless told not to: a budget does not come back by retrying.
+        N1Error::OverBudget(_) => {
+            let _ = h.set("x-should-retry", "false");
+        }
         N1Error::MissingKey | N1Error::InvalidKey | N1Error::AuthNotConfigured => {
             let _ = h.set("www-authenticate", "Bearer");
         }

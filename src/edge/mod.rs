@@ -3,15 +3,18 @@
 //! errors become the dialect's error objects in one place, and every reply
 //! carries a request id. The modules: `access` (origins, keys, rate limits),
 //! `env` (configuration and secrets), `serve` (the dialect handler), `fetch`
-//! (the runtime the ensemble calls providers through), `body` (request and
-//! reply bodies), `models`, `http`.
+//! (the runtime the ensemble calls providers through), `budget` (the budget
+//! Durable Object, a request's account, `/v1/n1/usage`), `metrics` (Analytics
+//! Engine), `body` (request and reply bodies), `models`, `http`.
 
 mod access;
 mod body;
+mod budget;
 mod env;
 mod fetch;
 mod http;
 mod kv;
+mod metrics;
 mod models;
 mod serve;
 mod store;
@@ -107,6 +110,7 @@ enum Route<'a> {
     CountTokens,
     Models,
     Model(&'a str),
+    Usage,
 }
 
 /// The route of a path and method (an empty method: any); `/v1` is optional
@@ -119,6 +123,7 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
         "/models" => (Route::Models, "GET"),
         "/messages" => (Route::Serve(Dialect::Messages), "POST"),
         "/messages/count_tokens" => (Route::CountTokens, "POST"),
+        "/n1/usage" => (Route::Usage, "GET"),
         _ => match route.strip_prefix("/models/").filter(|id| !id.is_empty()) {
             Some(id) => (Route::Model(id), "GET"),
             None => return Err(N1Error::NotFound(path.to_owned())),
@@ -141,6 +146,7 @@ async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context,
     match route {
         Route::CountTokens => serve::count_tokens(req, env, &config, &who).await,
         Route::Models => Ok(models::list(&config, &who)),
+        Route::Usage => budget::usage(env, &req, &who).await,
         Route::Model(id) => models::retrieve(&config, &who, &String::from_utf8_lossy(&crate::core::url::percent_decode(id))),
         Route::Serve(dialect) => serve::handle(dialect, req, env, ctx, config, &who).await,
     }

@@ -1,24 +1,31 @@
 //! Edge: one handler for every inbound dialect. Reads and decodes the request,
-//! picks the ensemble and its models, then runs the ensemble with the fetch
-//! runtime in either output mode and encodes the answer in the dialect.
+//! picks the ensemble and its models, reserves against the key's budget, then
+//! runs the ensemble with the fetch runtime in either output mode, encodes the
+//! answer in the dialect, and settles what the calls cost (and writes the
+//! metrics) whatever the outcome.
 
 use std::rc::Rc;
 
+use wasm_bindgen_futures::JsFuture;
 use worker::{js_sys, web_sys::Request, Context, Env, Response, ResponseBuilder};
 
 use super::access::header;
 use super::body::{self, WriterSink};
+use super::budget::Account;
 use super::env::{self, Keys};
 use super::fetch::FetchRuntime;
 use super::http;
+use super::metrics;
 use super::store;
 use crate::core::auth::Principal;
+use crate::core::budget;
 use crate::core::config::Config;
 use crate::core::dialects::{messages, Dialect, ReplyIds};
 use crate::core::ensemble::{self, Out};
 use crate::core::error::N1Error;
 
 pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, config: Rc<Config>, who: &Principal) -> Result<Response, N1Error> {
+    let started = js_sys::Date::now();
     let bytes = body::read(&req, env::max_body_bytes(env)).await?;
     let mut request = dialect.decode(&bytes)?;
     // A continued conversation: the stored one goes after this request's
@@ -45,9 +52,28 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
     let ai = js_sys::Reflect::get(env, &"AI".into()).ok().filter(|v| !v.is_undefined());
     let rt = FetchRuntime::new(keys, secrets, ai);
     let ids = ReplyIds { id: http::random_id(dialect.id_prefix()), created: (js_sys::Date::now() / 1000.0) as u64, model: ens.name.clone() };
+    // The key's account (its Durable Object); a key with a budget reserves
+    // what this request may cost, the one round trip before the fan-out.
+    let mut account = Account::open(env, &req, who)?;
+    if let Some(a) = account.as_mut().filter(|a| a.limits.is_some()) {
+        let need = budget::estimate(&lineup, &request, bytes.len(), a.limits.is_some_and(|l| l.has_usd())).map_err(|model| {
+            N1Error::Config(format!("model `{model}` has no `price`, so a USD budget cannot be enforced on ensemble `{}`: give it a price (USD per million tokens), or use a `tokens_per_day` budget", ens.name))
+        })?;
+        a.reserve(&need, ens.policy.request_timeout_ms).await?;
+    }
+    let key = who.key_name().unwrap_or("anonymous").to_owned();
+    let dialect_name = format!("{dialect:?}").to_ascii_lowercase();
 
     if !request.stream {
-        let answer = ensemble::complete(&rt, &lineup, &request).await?;
+        let result = ensemble::complete(&rt, &lineup, &request).await;
+        // Settled whatever the outcome (failed calls cost too), dispatched before the reply leaves.
+        let outcome = result.as_ref().err().map_or("ok", |e| e.code().unwrap_or("error"));
+        let stat = metrics::Request { ensemble: &ens.name, dialect: &dialect_name, stream: false, outcome, key: &key, started_ms: started };
+        let done = JsFuture::from(account_for(env, account.as_ref(), &rt, &stat));
+        ctx.wait_until(async move {
+            let _ = done.await;
+        });
+        let answer = result?;
         if request.store {
             store::save(env, &ids.id, &who.label, request.messages[own_input..].to_vec(), &answer.completion).await;
         }
@@ -59,6 +85,9 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         if answer.fallback {
             let _ = h.set("x-n1-fallback", "best_panel_answer");
         }
+        if let Some(usd) = answer.meta.cost_usd {
+            let _ = h.set("x-n1-cost-usd", &budget::usd_text(usd, 12));
+        }
         return Ok(resp);
     }
 
@@ -67,7 +96,11 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
     // What worker/entry.mjs writes should the instance die mid-stream: the dialect's error event.
     let mut on_crash = Vec::new();
     dialect.encoder(&ids, &request).fail(&N1Error::Internal("the worker failed while handling this request.".into()), &mut on_crash);
-    let (readable, writer) = body::reply_stream(&on_crash).ok_or_else(|| N1Error::Internal("could not create a stream".into()))?;
+    let Some((readable, writer)) = body::reply_stream(&on_crash) else {
+        // Nothing was spent: the reservation is released.
+        let _ = account.as_ref().and_then(|a| a.settle(&Default::default()));
+        return Err(N1Error::Internal("could not create a stream".into()));
+    };
     let test_panic = env::flag(env, "N1_ENABLE_TEST_HOOKS") && header(&req, "x-n1-test-panic").as_deref() == Some("stream");
     let resp = ResponseBuilder::new()
         .with_status(200)
@@ -90,12 +123,19 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         let progress = request.progress || lineup.ens.policy.progress;
         let mut out = Out::new(enc.as_mut(), &mut sink, progress);
         out.answer = request.store.then(Default::default);
+        out.meter = Some(&rt.meter);
         ensemble::stream(&rt, &lineup, &request, &mut out).await;
+        let (finished, answer) = (out.finished, out.answer.take());
+        // Settled however the stream ended (cut, failed, or the client left).
+        let outcome = if finished { "ok" } else { "incomplete" };
+        let stat = metrics::Request { ensemble: &name, dialect: &dialect_name, stream: true, outcome, key: &key, started_ms: started };
+        let done = JsFuture::from(account_for(&env, account.as_ref(), &rt, &stat));
         // Stored before the stream closes: a client that read it to its end can continue it.
-        if let (true, Some(answer)) = (out.finished, out.answer.take()) {
+        if let (true, Some(answer)) = (finished, answer) {
             store::save(&env, &ids.id, &owner, request.messages.split_off(own_input), &answer).await;
         }
-        let _ = wasm_bindgen_futures::JsFuture::from(sink.writer.close()).await;
+        let _ = JsFuture::from(sink.writer.close()).await;
+        let _ = done.await;
     });
     Ok(resp)
 }
@@ -108,4 +148,15 @@ pub async fn count_tokens(req: Request, env: &Env, config: &Config, who: &Princi
     let ens = config.ensemble(request.model.as_deref()).ok_or_else(|| N1Error::ModelNotFound(request.model.clone().unwrap_or_default()))?;
     who.check(&ens.name)?;
     Ok(http::json(200, format!("{{\"input_tokens\":{}}}", messages::count_tokens(&request)).into_bytes()))
+}
+
+/// Settle what the calls cost in the key's account and write the metrics:
+/// dispatched now; the promise resolves when both are done.
+fn account_for(env: &Env, account: Option<&Account>, rt: &FetchRuntime, stat: &metrics::Request) -> js_sys::Promise {
+    let all = js_sys::Array::new();
+    if let Some(settled) = account.and_then(|a| a.settle(&rt.meter.spend())) {
+        all.push(&settled);
+    }
+    metrics::write(env, &rt.meter, stat, &all);
+    js_sys::Promise::all(&all)
 }

@@ -36,6 +36,9 @@ export class CapturingLog extends Log {
  * @param {boolean} [opts.assets]        also serve the static assets (the chat page), as deployed
  * @param {string} [opts.aiMockUrl]      bind AI to a mock of the Workers AI binding backed by this mock upstream
  * @param {string} [opts.aiShape]        "native" ({response}) or "openai" (choices), what the mock AI answers in
+ * @param {boolean} [opts.budgets]       bind the budget Durable Object as N1_BUDGET (default true, as wrangler.toml does)
+ * @param {string} [opts.persist]        a directory to keep Durable Object storage in (survives a restart)
+ * @param {string} [opts.metricsUrl]     bind N1_METRICS to a stand-in that POSTs each data point to this URL
  */
 /** Test defaults: plain-http loopback upstreams (the mock) and no access keys. */
 export const TEST_BINDINGS = { N1_ALLOW_INSECURE_UPSTREAMS: "true", N1_ALLOW_ANONYMOUS: "true" };
@@ -91,7 +94,19 @@ export default function (env) {
   };
 }`;
 
-export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, aiMockUrl, aiShape = "native", assets = false } = {}) {
+// A stand-in for the Analytics Engine binding: each data point is POSTed as JSON
+// to METRICS_URL (the real binding's writeDataPoint returns nothing; this one
+// returns the POST's promise, which the worker waits on).
+const METRICS_MOCK = `
+export default function (env) {
+  return {
+    writeDataPoint(point) {
+      return fetch(env.METRICS_URL, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(point) }).then((r) => r.arrayBuffer()).then(() => {});
+    },
+  };
+}`;
+
+export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, aiMockUrl, aiShape = "native", assets = false, budgets = true, persist, metricsUrl } = {}) {
   const log = new CapturingLog();
   const b = { ...TEST_BINDINGS, ...bindings };
   for (const [k, v] of Object.entries(b)) if (v === undefined) delete b[k];
@@ -110,17 +125,24 @@ export async function startWorker({ config, bindings = {}, kv = {}, ratelimits, 
     bindings: b,
     kvNamespaces: ["CONFIG", "N1_STORE"],
     ...(ratelimits ? { ratelimits } : {}),
-    ...(aiMockUrl ? { wrappedBindings: { AI: { scriptName: "ai-mock", bindings: { MOCK_URL: aiMockUrl, AI_SHAPE: aiShape } } } } : {}),
     ...(assets ? { assets: await assetsOptions() } : {}),
+    ...(budgets ? { durableObjects: { N1_BUDGET: { className: "N1Budget", useSQLite: true } } } : {}),
   };
+  const wrapped = {
+    ...(aiMockUrl ? { AI: { scriptName: "ai-mock", bindings: { MOCK_URL: aiMockUrl, AI_SHAPE: aiShape } } } : {}),
+    ...(metricsUrl ? { N1_METRICS: { scriptName: "metrics-mock", bindings: { METRICS_URL: metricsUrl } } } : {}),
+  };
+  if (Object.keys(wrapped).length) n1.wrappedBindings = wrapped;
   const workers = [n1];
   if (aiMockUrl) workers.push({ name: "ai-mock", modules: true, script: AI_MOCK });
+  if (metricsUrl) workers.push({ name: "metrics-mock", modules: true, script: METRICS_MOCK });
   const mf = new Miniflare({
     workers,
     host: "127.0.0.1",
     port: 0,
     cf: false,
     log,
+    ...(persist ? { durableObjectsPersist: persist } : {}),
     handleRuntimeStdio(stdout, stderr) {
       const collect = (s) => s.on("data", (d) => log.lines.push(...String(d).split("\n").filter(Boolean)));
       collect(stdout);

@@ -34,6 +34,7 @@ fn model(v: Value, at: &str) -> Result<(ModelSpec, Option<String>), String> {
         headers: BTreeMap::new(),
         max_tokens: None,
         extra_body: Map::new(),
+        price: None,
     };
     Ok((spec, f.string("summary_prompt")?))
 }

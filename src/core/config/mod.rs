@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::core::error::N1Error;
+pub use crate::core::cost::Price;
 pub use crate::core::providers::Provider;
 
 /// Name of the ensemble an original N-1 config becomes.
@@ -43,6 +44,8 @@ pub struct ModelSpec {
     pub max_tokens: Option<u64>,
     /// Fields added to every request body to this model (the operator's word wins).
     pub extra_body: Map<String, Value>,
+    /// USD per million tokens (`price`; Workers AI's built-in models have theirs).
+    pub price: Option<Price>,
 }
 
 /// The models that answer requests carrying images.
@@ -176,6 +179,9 @@ pub const DEFAULT_KEEP_ALIVE_MS: u64 = 3_000;
 /// most of a 128k-token context to the conversation.
 pub const DEFAULT_MAX_ANSWER_CHARS: usize = 32_000;
 
+/// Output tokens a budget reservation assumes per call when no `max_tokens` caps it.
+pub const DEFAULT_RESERVE_OUTPUT_TOKENS: u64 = 1_024;
+
 /// How an ensemble copes with slow and failing models.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -197,6 +203,9 @@ pub struct Policy {
     /// Cut the stragglers once `min_panel` answers are in (relative to how
     /// fast those were); off when `None`.
     pub straggler: Option<Straggler>,
+    /// Output tokens a budget reservation assumes per call when neither the
+    /// client nor the model sets `max_tokens`.
+    pub reserve_output_tokens: u64,
 }
 
 /// `straggler`: once `min_panel` answers are in, the rest get at most
@@ -220,6 +229,7 @@ impl Default for Policy {
             keep_alive_ms: DEFAULT_KEEP_ALIVE_MS,
             max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
             straggler: None,
+            reserve_output_tokens: DEFAULT_RESERVE_OUTPUT_TOKENS,
         }
     }
 }

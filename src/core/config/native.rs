@@ -11,7 +11,7 @@ use super::*;
 
 const PROVIDERS: &[&str] = &["openai", "anthropic", "workers-ai"];
 const MODEL_FIELDS: &[&str] =
-    &["provider", "endpoint", "model", "temperature", "api_key_secret", "timeout_ms", "max_retries", "headers", "max_tokens", "extra_body"];
+    &["provider", "endpoint", "model", "temperature", "api_key_secret", "timeout_ms", "max_retries", "headers", "max_tokens", "extra_body", "price"];
 const ENSEMBLE_FIELDS: &[&str] = &[
     "description",
     "panel",
@@ -32,6 +32,7 @@ const ENSEMBLE_FIELDS: &[&str] = &[
     "tool_turns",
     "task_model",
     "task_markers",
+    "reserve_output_tokens",
 ];
 
 pub(super) fn parse(value: Value) -> Result<Config, String> {
@@ -102,6 +103,7 @@ pub(super) fn parse(value: Value) -> Result<Config, String> {
                     Some(straggler)
                 }
             },
+            reserve_output_tokens: f.uint("reserve_output_tokens")?.unwrap_or(DEFAULT_RESERVE_OUTPUT_TOKENS),
         };
         let tool_turns = match f.choice("tool_turns", &["auto", "summary", "ensemble"])? {
             Some(1) => ToolTurns::Summary,
@@ -161,10 +163,20 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
             _ => Err(format!("{at}: `headers` values must be strings")),
         })
         .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let model = f.required_string("model")?;
+    // Workers AI's built-in models carry their published prices.
+    let price = match f.value("price") {
+        Some(p) => Some(price(p, &format!("{at}.price"))?),
+        None if provider == Provider::WorkersAi => {
+            crate::core::providers::workers_ai::price(&model).map(|(input, output)| Price { input, output, cached_input: None })
+        }
+        None => None,
+    };
     let spec = ModelSpec {
         provider,
         endpoint,
-        model: f.required_string("model")?,
+        model,
+        price,
         temperature: f.number("temperature")?,
         api_key: f.string("api_key_secret")?.map_or(ApiKey::None, ApiKey::Secret),
         timeout_ms: f.uint("timeout_ms")?,
@@ -177,3 +189,22 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
     Ok(spec)
 }
 
+
+/// `{"input": …, "output": …, "cached_input": …}`: USD per million tokens
+/// (`cached_input` optional), numbers ≥ 0.
+fn price(v: Value, at: &str) -> Result<Price, String> {
+    let mut p = [None; 3];
+    let ok = v.as_object().is_some_and(|o| {
+        o.iter().all(|(k, n)| match ["input", "output", "cached_input"].iter().position(|f| f == k) {
+            Some(i) => {
+                p[i] = n.as_f64().filter(|n| *n >= 0.0);
+                p[i].is_some()
+            }
+            None => false,
+        })
+    });
+    match (ok, p) {
+        (true, [Some(input), Some(output), cached_input]) => Ok(Price { input, output, cached_input }),
+        _ => Err(format!("{at}: must be {{\"input\": …, \"output\": …}} in USD per million tokens (numbers ≥ 0; optional \"cached_input\")")),
+    }
+}

@@ -21,6 +21,7 @@ use std::pin::Pin;
 use futures::stream::Stream;
 
 use crate::core::config::{Ensemble, Lineup, ModelSpec, Route, ToolTurns};
+use crate::core::cost::Meter;
 use crate::core::dialects::Encoder;
 use crate::core::error::{Failure, N1Error};
 use crate::core::events::{Completion, Event};
@@ -52,6 +53,11 @@ pub trait Runtime {
     fn abort_in_flight(&self);
     /// Secret values in use, scrubbed from any upstream text we repeat.
     fn secrets(&self) -> &Secrets;
+    /// Where every upstream call is recorded as it starts and ends (costs,
+    /// budgets, metrics); none by default.
+    fn meter(&self) -> Option<&Meter> {
+        None
+    }
 }
 
 /// A future that resolves when the client has gone away.
@@ -77,12 +83,14 @@ pub struct Out<'a> {
     pub answer: Option<Completion>,
     /// The stream ended well (`finish`), not with an error.
     pub finished: bool,
+    /// The runtime's meter: the costs of the calls go into the `n1` of `finish`.
+    pub meter: Option<&'a Meter>,
     buf: Vec<u8>,
 }
 
 impl<'a> Out<'a> {
     pub fn new(enc: &'a mut dyn Encoder, sink: &'a mut dyn Sink, progress: bool) -> Self {
-        Out { enc, sink, progress, answer: None, finished: false, buf: Vec::new() }
+        Out { enc, sink, progress, answer: None, finished: false, meter: None, buf: Vec::new() }
     }
 
     pub fn event(&mut self, ev: &Event<'_>) {
@@ -99,9 +107,13 @@ impl<'a> Out<'a> {
         }
     }
 
-    /// The end of a good stream: the dialect's closing events with `n1` and the usage.
-    pub fn finish(&mut self, meta: &N1Meta, usage: &Usage) {
+    /// The end of a good stream: the dialect's closing events with `n1`
+    /// (its costs filled in from the meter) and the usage.
+    pub fn finish(&mut self, meta: &mut N1Meta, usage: &Usage) {
         self.finished = true;
+        if let Some(meter) = self.meter {
+            meter.annotate(meta);
+        }
         self.enc.finish(meta, usage, &mut self.buf);
     }
 
@@ -180,7 +192,12 @@ pub async fn complete<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request) ->
         Err(panel::Stop::Gone) => unreachable!("without a stream the client cannot be seen leaving"),
     };
     match summary::run(rt, lineup, req, &panel, deadline, None).await {
-        Ok(summary::Done::Answer(a)) => Ok(a),
+        Ok(summary::Done::Answer(mut a)) => {
+            if let Some(meter) = rt.meter() {
+                meter.annotate(&mut a.meta);
+            }
+            Ok(a)
+        }
         Ok(summary::Done::Streamed) => unreachable!("without a stream nothing is streamed"),
         Err(summary::Stop::Failed(e)) => Err(e),
         Err(summary::Stop::Gone) => unreachable!("without a stream the client cannot be seen leaving"),
@@ -216,3 +233,6 @@ async fn stream_inner<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, ou
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cost_tests;

@@ -19,6 +19,7 @@ use super::read::{Fault, Reader};
 use super::retry::{with_retries, DEFAULT_TIMEOUT_MS};
 use super::{prompt, ClientGone, Out, Runtime, MAX_IN_FLIGHT};
 use crate::core::config::{Lineup, ModelSpec};
+use crate::core::cost;
 use crate::core::error::{Failure, FailureKind, N1Error};
 use crate::core::events::{Completion, Event};
 use crate::core::providers::Call;
@@ -81,6 +82,7 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, deadlin
     let mut usage = Usage::default();
     let mut previous: Vec<String> = Vec::new();
     for layer in 1..=ens.layers {
+        rt.meter().inspect(|m| m.layer(layer));
         let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
         let system = (layer > 1).then(|| prompt::layer_system_message(&refs, ens.policy.max_answer_chars));
         let conversation = Conversation { system: system.as_deref(), messages: &base };
@@ -145,6 +147,8 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
             usage: c.usage,
             error: None,
             truncated: prompt::cut_point(&c.text, lineup.ens.policy.max_answer_chars).is_some(),
+            cost_usd: None,
+            cost_estimated: false,
         },
         Err(f) => MemberReport {
             model,
@@ -155,14 +159,17 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
             usage: None,
             error: Some(f.clone()),
             truncated: false,
+            cost_usd: None,
+            cost_estimated: false,
         },
     }
 }
 
 /// One member's answer: its stream opened (retried on transient faults) and
-/// read to its end, the answer assembled; its text also goes to `live`.
+/// read to its end, the answer assembled; its text also goes to `live` and
+/// its size to the call's `charge` on the meter.
 #[allow(clippy::too_many_arguments)]
-async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, tries: &Cell<u32>, live: &RefCell<String>, deltas: bool, first: &Cell<Option<f64>>) -> Result<Completion, Failure> {
+async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, tries: &Cell<u32>, live: &RefCell<String>, deltas: bool, first: &Cell<Option<f64>>, charge: Option<usize>) -> Result<Completion, Failure> {
     let upstream = with_retries(rt, model, deadline, tries, |t| rt.open_stream(model, body, t)).await?;
     let mut reader = Reader::new(rt, upstream, model.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS), deadline);
     let mut decoder = model.provider.decoder();
@@ -174,6 +181,8 @@ async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64
         if let (true, Event::Text(t)) = (deltas, &ev) {
             live.borrow_mut().push_str(t);
         }
+        // Counted as it arrives, so a call cut off mid-answer is estimated.
+        cost::output(rt.meter(), charge, cost::chars_of(&ev));
         answer.collect(ev);
     };
     let fault = loop {
@@ -213,8 +222,11 @@ fn calls<'a, R: Runtime>(
         let body = model.provider.body(&call);
         // Timed from when the call starts, not from when it was queued.
         let t0 = rt.now_ms();
+        let charge = cost::open(rt.meter(), false, index, model, &body, t0);
         let first = Cell::new(None);
-        let outcome = answer(rt, model, &body, deadline, &tries[index], &live.pending[index], live.deltas, &first).await;
+        let outcome = answer(rt, model, &body, deadline, &tries[index], &live.pending[index], live.deltas, &first, charge).await;
+        let usage = outcome.as_ref().map(|c| c.usage);
+        cost::close_stream(rt.meter(), charge, rt.now_ms(), tries[index].get(), usage);
         Member { index, latency_ms: rt.now_ms() - t0, ttft_ms: first.get().map(|t| t - t0), attempts: tries[index].get(), outcome }
     });
     Box::pin(Pool::new(calls, MAX_IN_FLIGHT))

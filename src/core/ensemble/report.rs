@@ -73,6 +73,11 @@ pub struct MemberReport {
     /// The answer was longer than `max_answer_chars` and was cut in the synthesis prompt.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// USD; `null` when the model has no price (`cost::Meter::annotate`).
+    pub cost_usd: Option<f64>,
+    /// The provider reported no usage: the cost is estimated from what was sent and received.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cost_estimated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,6 +90,10 @@ pub struct SummaryReport {
     /// Summary models that failed before this one answered (fallbacks).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<Failure>,
+    /// USD over the summary phase (failed fallbacks included); `null` when a model has no price.
+    pub cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cost_estimated: bool,
 }
 
 /// The `n1` extension object.
@@ -107,6 +116,11 @@ pub struct N1Meta {
     /// Tools of the request that N-1 cannot run, dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored_tools: Vec<String>,
+    /// USD over every call; `null` when any call's model has no price.
+    pub cost_usd: Option<f64>,
+    /// Some call's cost is estimated (its provider reported no usage).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cost_estimated: bool,
 }
 
 /// A panel member in a `panel_start` event.

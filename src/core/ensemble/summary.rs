@@ -15,6 +15,7 @@ use super::retry::{with_retries, DEFAULT_TIMEOUT_MS};
 use super::read::{Fault, Reader};
 use super::{prompt, Answer, ClientGone, Gone, Out, Runtime};
 use crate::core::config::{Lineup, ModelSpec, OnSummaryFailure};
+use crate::core::cost;
 use crate::core::error::{Failure, FailureKind, N1Error};
 use crate::core::events::{Completion, Event};
 use crate::core::providers::Call;
@@ -58,13 +59,17 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
         let call = Call { model, conversation, params: &req.params, stream: out.is_some(), with_tools: true };
         let body = model.provider.body(&call);
         let t0 = rt.now_ms();
+        let charge = cost::open(rt.meter(), true, 0, model, &body, t0);
         let Some(out) = out.as_deref_mut() else {
             let body = &body;
             let attempt = |t| async move {
                 let text = rt.complete(model, body, t).await?;
                 model.provider.parse_reply(&text).map_err(|r| Failure::new(&model.model, Some(200), FailureKind::Error, r))
             };
-            match with_retries(rt, model, deadline, &Cell::new(0), attempt).await {
+            let tries = Cell::new(0);
+            let result = with_retries(rt, model, deadline, &tries, attempt).await;
+            cost::close(rt.meter(), charge, rt.now_ms(), tries.get(), result.as_ref());
+            match result {
                 Ok(completion) => {
                     let usage = completion.usage;
                     let meta = meta(lineup, req, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
@@ -78,10 +83,10 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
         };
         out.progress(&Progress::SummaryStart { model: &model.model });
         out.flush().await?;
-        match relay(rt, model, &body, deadline, out, &mut gone).await? {
+        match relay(rt, model, &body, deadline, out, &mut gone, charge).await? {
             Relayed::Done(usage) => {
-                let meta = meta(lineup, req, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
-                out.finish(&meta, &total(panel, usage));
+                let mut meta = meta(lineup, req, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
+                out.finish(&mut meta, &total(panel, usage));
                 out.flush().await?;
                 return Ok(Done::Streamed);
             }
@@ -99,14 +104,14 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
         return Err(Stop::Failed(N1Error::SummaryFailed(failed)));
     };
     let completion = Completion::text(answer);
-    let meta = meta(lineup, req, panel, report(model, SummaryStatus::BestPanelAnswer, 0.0, None, failed));
+    let mut meta = meta(lineup, req, panel, report(model, SummaryStatus::BestPanelAnswer, 0.0, None, failed));
     match out {
         None => Ok(Done::Answer(Answer { completion, usage: panel.usage, meta, fallback: true })),
         Some(out) => {
             for ev in completion.events() {
                 out.event(&ev);
             }
-            out.finish(&meta, &panel.usage);
+            out.finish(&mut meta, &panel.usage);
             out.flush().await?;
             Ok(Done::Streamed)
         }
@@ -122,7 +127,7 @@ fn total(panel: &Panel, summary: Option<Usage>) -> Usage {
 }
 
 fn report(model: &str, status: SummaryStatus, latency_ms: f64, usage: Option<Usage>, failed: Vec<Failure>) -> SummaryReport {
-    SummaryReport { model: model.to_owned(), status, latency_ms: latency_ms.max(0.0).round() as u64, usage, failed }
+    SummaryReport { model: model.to_owned(), status, latency_ms: latency_ms.max(0.0).round() as u64, usage, failed, cost_usd: None, cost_estimated: false }
 }
 
 fn meta(lineup: &Lineup, req: &Request, panel: &Panel, summary: SummaryReport) -> N1Meta {
@@ -143,6 +148,8 @@ fn meta(lineup: &Lineup, req: &Request, panel: &Panel, summary: SummaryReport) -
         }),
         ignored_tools: req.ignored_tools.clone(),
         summary,
+        cost_usd: None,
+        cost_estimated: false,
     }
 }
 
@@ -159,13 +166,17 @@ enum Relayed {
 
 /// Open the summary model's stream and relay it, read by read: each read is
 /// decoded into events, encoded by the dialect and sent. Bounded by the
-/// model's `timeout_ms` between reads and by the request's deadline.
-async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, out: &mut Out<'_>, gone: &mut Gone) -> Result<Relayed, ClientGone> {
+/// model's `timeout_ms` between reads and by the request's deadline. The
+/// call's `charge` on the meter follows what it received.
+async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, out: &mut Out<'_>, gone: &mut Gone, charge: Option<usize>) -> Result<Relayed, ClientGone> {
     let tries = Cell::new(0);
     let opening = with_retries(rt, model, deadline, &tries, |t| rt.open_stream(model, body, t));
     let upstream = match select(Box::pin(opening), &mut *gone).await {
         Either::Left((Ok(b), _)) => b,
-        Either::Left((Err(f), _)) => return Ok(Relayed::FailedEarly(f)),
+        Either::Left((Err(f), _)) => {
+            cost::close_stream(rt.meter(), charge, rt.now_ms(), tries.get(), Err(&f));
+            return Ok(Relayed::FailedEarly(f));
+        }
         Either::Right(_) => return Err(ClientGone),
     };
     let mut reader = Reader::new(rt, upstream, model.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS), deadline);
@@ -175,6 +186,7 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
     // reason must not leave it to the fallback that answers instead.
     let mut finish = None;
     let mut sent = false;
+    let mut chars = 0;
     let result = loop {
         let read = match select(Box::pin(reader.next()), &mut *gone).await {
             Either::Left((read, _)) => read,
@@ -185,6 +197,7 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
             Event::Finish(f) => finish = Some(f),
             ev => {
                 sent |= ev.is_content();
+                chars += cost::chars_of(&ev);
                 out.event(&ev);
             }
         };
@@ -196,6 +209,7 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
             },
             Err(fault) => Err(fault),
         };
+        cost::output(rt.meter(), charge, std::mem::take(&mut chars));
         out.flush().await?;
         if let Err(fault) = r {
             break Err(fault);
@@ -207,6 +221,8 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
             if let Some(f) = finish {
                 out.event(&Event::Finish(f));
             }
+            cost::output(rt.meter(), charge, chars);
+            cost::close_stream(rt.meter(), charge, rt.now_ms(), tries.get(), Ok(usage));
             return Ok(Relayed::Done(usage));
         }
         Err(f) => f,
@@ -218,7 +234,9 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
     let secrets = rt.secrets();
     let message = fault.message("summary model", secrets);
     if !sent {
-        return Ok(Relayed::FailedEarly(Failure::new(&model.model, Some(200), FailureKind::Error, secrets.scrub(&message))));
+        let f = Failure::new(&model.model, Some(200), FailureKind::Error, secrets.scrub(&message));
+        cost::close_stream(rt.meter(), charge, rt.now_ms(), tries.get(), Err(&f));
+        return Ok(Relayed::FailedEarly(f));
     }
     Ok(Relayed::Broken(N1Error::Stream { message, code: "stream_error" }))
 }

@@ -216,12 +216,20 @@ fn finish(stop: Option<&str>) -> Finish {
     }
 }
 
-/// Anthropic's usage object; `input` when it has no `input_tokens` (a
-/// `message_delta` reports only the output).
-fn usage_of(u: &Value, input: u64) -> Option<Usage> {
-    let get = |k: &str| u.get(k).and_then(Value::as_u64);
-    let (i, o) = (get("input_tokens").unwrap_or(input), get("output_tokens")?);
-    Some(Usage { prompt_tokens: i, completion_tokens: o, total_tokens: i + o })
+/// Anthropic's input counts: its `input_tokens` leaves out prompt-cache reads
+/// and writes, so `prompt_tokens` adds them; `cached_tokens` are the reads.
+fn input_of(u: &Value) -> Option<(u64, u64)> {
+    let get = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let cached = get("cache_read_input_tokens");
+    Some((u.get("input_tokens")?.as_u64()? + cached + get("cache_creation_input_tokens"), cached))
+}
+
+/// Anthropic's usage object; the input of `start` (a stream's
+/// `message_start`) when it has none (a `message_delta` may report only the output).
+fn usage_of(u: &Value, start: (u64, u64)) -> Option<Usage> {
+    let o = u.get("output_tokens")?.as_u64()?;
+    let (i, cached) = input_of(u).unwrap_or(start);
+    Some(Usage { prompt_tokens: i, completion_tokens: o, total_tokens: i + o, cached_tokens: cached })
 }
 
 /// A Messages reply.
@@ -231,7 +239,7 @@ pub fn parse_reply(body: &str) -> Result<Completion, String> {
     let str_of = |b: &Value, k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let mut c = Completion {
         finish: finish(r.get("stop_reason").and_then(Value::as_str)),
-        usage: r.get("usage").and_then(|u| usage_of(u, 0)),
+        usage: r.get("usage").and_then(|u| usage_of(u, (0, 0))),
         ..Completion::default()
     };
     for b in blocks {
@@ -253,7 +261,8 @@ pub fn parse_reply(body: &str) -> Result<Completion, String> {
 /// read as a JSON value.
 #[derive(Default)]
 pub struct StreamState {
-    input_tokens: u64,
+    /// The input counts of `message_start` (a `message_delta` may not repeat them).
+    input: (u64, u64),
     /// Anthropic content block index → tool call index.
     tools: Vec<(u64, u32)>,
     finished: bool,
@@ -273,7 +282,7 @@ impl StreamState {
         let index = ev.get("index").and_then(Value::as_u64).unwrap_or(0);
         match ev.get("type").and_then(Value::as_str).unwrap_or("") {
             "message_start" => {
-                self.input_tokens = ev.pointer("/message/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0);
+                self.input = ev.pointer("/message/usage").and_then(input_of).unwrap_or_default();
             }
             "content_block_start" if ev.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") => {
                 let i = self.tools.len() as u32;
@@ -295,7 +304,7 @@ impl StreamState {
             "message_delta" => {
                 self.finished = true;
                 emit(Event::Finish(finish(ev.pointer("/delta/stop_reason").and_then(Value::as_str))));
-                if let Some(u) = ev.get("usage").and_then(|u| usage_of(u, self.input_tokens)) {
+                if let Some(u) = ev.get("usage").and_then(|u| usage_of(u, self.input)) {
                     emit(Event::Usage(u));
                 }
             }

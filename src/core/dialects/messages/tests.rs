@@ -302,15 +302,17 @@ fn meta() -> N1Meta {
         panel_ok: 2,
         panel_total: 2,
         panel_end: PanelEnd::All,
-        summary: SummaryReport { model: "s".into(), status: SummaryStatus::Ok, latency_ms: 1, usage: None, failed: vec![] },
+        summary: SummaryReport { model: "s".into(), status: SummaryStatus::Ok, latency_ms: 1, usage: None, failed: vec![], cost_usd: None, cost_estimated: false },
         degraded: false,
         layers: None,
         ignored_tools: vec!["web_search".into()],
+        cost_usd: None,
+        cost_estimated: false,
     }
 }
 
 fn usage() -> Usage {
-    Usage { prompt_tokens: 30, completion_tokens: 15, total_tokens: 45 }
+    Usage { prompt_tokens: 30, completion_tokens: 15, total_tokens: 45, cached_tokens: 0 }
 }
 
 fn answer(completion: Completion) -> Answer {
@@ -401,7 +403,7 @@ fn stream_event_sequence_with_blocks_per_kind() {
         Event::ToolCall { index: 0, id: None, name: None, arguments: t("{\"city\":") },
         Event::ToolCall { index: 1, id: None, name: Some(t("f")), arguments: t("{}") },
         Event::ToolCall { index: 0, id: None, name: None, arguments: t("\"Paris\"}") },
-        Event::Usage(Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }),
+        Event::Usage(Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0 }),
         Event::Finish(Finish::ToolCalls),
     ] {
         s.event(&ev, &mut out);
@@ -478,6 +480,7 @@ fn anthropic_error_shapes() {
         (N1Error::NotFound("/v1/messages/batches".into()), 404, "not_found_error"),
         (N1Error::PayloadTooLarge(10), 413, "request_too_large"),
         (N1Error::RateLimited(60), 429, "rate_limit_error"),
+        (N1Error::OverBudget("over the daily budget".into()), 429, "rate_limit_error"),
         (N1Error::Internal("bug".into()), 500, "api_error"),
         (N1Error::SummaryFailed(vec![]), 502, "api_error"),
         (N1Error::RequestTimeout(1000), 504, "api_error"),

@@ -84,7 +84,7 @@ impl From<&Usage> for ResponseUsage {
     fn from(u: &Usage) -> Self {
         ResponseUsage {
             input_tokens: u.prompt_tokens,
-            input_tokens_details: Cached { cached_tokens: 0 },
+            input_tokens_details: Cached { cached_tokens: u.cached_tokens },
             output_tokens: u.completion_tokens,
             output_tokens_details: Reasoning { reasoning_tokens: 0 },
             total_tokens: u.total_tokens,

@@ -215,3 +215,22 @@ fn anthropic_usage_in_message_delta_wins_over_message_start() {
                data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"input_tokens\":12,\"output_tokens\":3}}\n\n";
     assert_eq!(decode(Provider::Anthropic, src).completion().usage, Some(usage(12, 3)));
 }
+
+#[test]
+fn cached_prompt_tokens_are_read_from_openai_and_anthropic() {
+    let cached = |p, c, k| Usage { cached_tokens: k, ..usage(p, c) };
+    let c = Provider::Openai
+        .parse_reply(r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":100,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":64}}}"#)
+        .unwrap();
+    assert_eq!(c.usage, Some(cached(100, 2, 64)));
+    // Anthropic's input_tokens leaves out cache reads and writes: the prompt counts them all.
+    let c = Provider::Anthropic
+        .parse_reply(r#"{"content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":80,"cache_creation_input_tokens":5,"output_tokens":2}}"#)
+        .unwrap();
+    assert_eq!(c.usage, Some(cached(95, 2, 80)));
+    let src = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":80,\"output_tokens\":1}}}\n\n\
+               data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n";
+    assert_eq!(decode(Provider::Anthropic, src).completion().usage, Some(cached(90, 3, 80)));
+    let src = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":40}}}\n\ndata: [DONE]\n\n";
+    assert_eq!(decode(Provider::Openai, src).completion().usage, Some(cached(50, 1, 40)));
+}

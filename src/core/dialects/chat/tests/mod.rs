@@ -59,19 +59,21 @@ fn meta() -> N1Meta {
     N1Meta {
         ensemble: "council".into(),
         route: crate::core::config::Route::Ensemble,
-        panel: vec![MemberReport { model: "a".into(), status: MemberStatus::Ok, latency_ms: 5, ttft_ms: None, attempts: 1, usage: None, error: None, truncated: false }],
+        panel: vec![MemberReport { model: "a".into(), status: MemberStatus::Ok, latency_ms: 5, ttft_ms: None, attempts: 1, usage: None, error: None, truncated: false, cost_usd: None, cost_estimated: false }],
         panel_ok: 2,
         panel_total: 3,
         panel_end: PanelEnd::All,
-        summary: SummaryReport { model: "s".into(), status: SummaryStatus::Ok, latency_ms: 1, usage: None, failed: vec![] },
+        summary: SummaryReport { model: "s".into(), status: SummaryStatus::Ok, latency_ms: 1, usage: None, failed: vec![], cost_usd: None, cost_estimated: false },
         degraded: true,
         layers: None,
         ignored_tools: vec![],
+        cost_usd: None,
+        cost_estimated: false,
     }
 }
 
 fn answer(completion: Completion) -> Answer {
-    Answer { completion, usage: Usage { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 }, meta: meta(), fallback: false }
+    Answer { completion, usage: Usage { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10, cached_tokens: 0 }, meta: meta(), fallback: false }
 }
 
 fn reply_json(a: &Answer) -> Value {
@@ -101,7 +103,7 @@ fn encode_all(include_usage: bool, evs: &[Event<'_>]) -> Vec<u8> {
     for e in evs {
         s.event(e, &mut out);
     }
-    s.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }, &mut out);
+    s.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0 }, &mut out);
     out
 }
 
