@@ -32,8 +32,11 @@ rm -f "$stamp"
 # stack traces and profiles; they were 17 % of the bundle): N1_KEEP_NAMES=1
 # keeps them, for bench/profile.mjs and size analysis. The features are the
 # ones worker-build enables, so nothing newer than workerd supports is emitted.
+# --low-memory-unused: Rust's linker puts the stack first (its bottom at
+# 1 MiB) and the data after it, so the first 1 KiB of memory is never
+# addressed; binaryen may then fold address offsets (-1 KiB gzipped).
 features=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue reference-types exception-handling)
 names=--strip-debug
 [ "${N1_KEEP_NAMES:-}" = 1 ] && names=--debuginfo
-"$WASM_OPT_BIN" build/index_bg.wasm -Oz "$names" --strip-producers "${features[@]/#/--enable-}" -o build/index_bg.wasm
+"$WASM_OPT_BIN" build/index_bg.wasm -Oz --low-memory-unused "$names" --strip-producers "${features[@]/#/--enable-}" -o build/index_bg.wasm
 echo "$inputs" > "$stamp"

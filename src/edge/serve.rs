@@ -62,13 +62,12 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         a.reserve(&need, ens.policy.request_timeout_ms).await?;
     }
     let key = who.key_name().unwrap_or("anonymous").to_owned();
-    let dialect_name = format!("{dialect:?}").to_ascii_lowercase();
 
     if !request.stream {
         let result = ensemble::complete(&rt, &lineup, &request).await;
         // Settled whatever the outcome (failed calls cost too), dispatched before the reply leaves.
         let outcome = result.as_ref().err().map_or("ok", |e| e.code().unwrap_or("error"));
-        let stat = metrics::Request { ensemble: &ens.name, dialect: &dialect_name, stream: false, outcome, key: &key, started_ms: started };
+        let stat = metrics::Request { ensemble: &ens.name, dialect: dialect.name(), stream: false, outcome, key: &key, started_ms: started };
         let done = JsFuture::from(account_for(env, account.as_ref(), &rt, &stat));
         ctx.wait_until(async move {
             let _ = done.await;
@@ -128,7 +127,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         let (finished, answer) = (out.finished, out.answer.take());
         // Settled however the stream ended (cut, failed, or the client left).
         let outcome = if finished { "ok" } else { "incomplete" };
-        let stat = metrics::Request { ensemble: &name, dialect: &dialect_name, stream: true, outcome, key: &key, started_ms: started };
+        let stat = metrics::Request { ensemble: &name, dialect: dialect.name(), stream: true, outcome, key: &key, started_ms: started };
         let done = JsFuture::from(account_for(&env, account.as_ref(), &rt, &stat));
         // Stored before the stream closes: a client that read it to its end can continue it.
         if let (true, Some(answer)) = (finished, answer) {

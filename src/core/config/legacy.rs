@@ -1,7 +1,6 @@
 //! The original N-1 `config.json`: it becomes one ensemble named `n1`. Fields
 //! this format had that N-1 does not use are ignored, as the original did.
 
-use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -31,7 +30,7 @@ fn model(v: Value, at: &str) -> Result<(ModelSpec, Option<String>), String> {
         // Seconds, as in the original.
         timeout_ms: f.number("timeout")?.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as u64),
         max_retries: f.uint("max_retries")?.map(|n| n.min(u32::MAX as u64) as u32),
-        headers: BTreeMap::new(),
+        headers: Vec::new(),
         max_tokens: None,
         extra_body: Map::new(),
         price: None,

@@ -7,7 +7,6 @@ mod fields;
 mod legacy;
 mod native;
 
-use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -39,7 +38,7 @@ pub struct ModelSpec {
     pub api_key: ApiKey,
     pub timeout_ms: Option<u64>,
     pub max_retries: Option<u32>,
-    pub headers: BTreeMap<String, String>,
+    pub headers: Vec<(String, String)>,
     /// Used when the client sets no `max_tokens`/`max_completion_tokens`.
     pub max_tokens: Option<u64>,
     /// Fields added to every request body to this model (the operator's word wins).

@@ -1,7 +1,6 @@
 //! The native configuration format: named models, named ensembles, keys by
 //! the name of the Workers secret that holds them.
 
-use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -66,9 +65,8 @@ pub(super) fn parse(value: Value) -> Result<Config, String> {
         }
     };
     let mut out = Vec::new();
-    // Sorted by name (BTreeMap order), whatever order the JSON had.
-    let sorted: BTreeMap<String, Value> = ensembles.into_iter().collect();
-    for (name, e) in sorted {
+    // Sorted by name (serde_json's `Map` is a BTreeMap), whatever order the JSON had.
+    for (name, e) in ensembles {
         let mut f = Fields::of(e, &format!("ensembles.{name}"))?;
         let panel = list(f.array("panel")?, &format!("ensembles.{name}.panel"))?;
         let summary = one_or_many(&mut f, "summary")?;
@@ -155,14 +153,13 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
     };
     let endpoint = f.string("endpoint")?;
     let endpoint = provider.endpoint(endpoint.as_deref()).map_err(|e| format!("{at}: {e}"))?;
-    let headers = f.object("headers")?;
-    let headers = headers
-        .into_iter()
-        .map(|(k, v)| match v {
-            Value::String(v) => Ok((k, v)),
-            _ => Err(format!("{at}: `headers` values must be strings")),
-        })
-        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let mut headers = Vec::new();
+    for (k, v) in f.object("headers")? {
+        match v {
+            Value::String(v) => headers.push((k, v)),
+            _ => return Err(format!("{at}: `headers` values must be strings")),
+        }
+    }
     let model = f.required_string("model")?;
     // Workers AI's built-in models carry their published prices.
     let price = match f.value("price") {

@@ -175,7 +175,7 @@ fn every_model_field_is_read() {
     assert_eq!(s.endpoint, "https://a.test/v1/chat/completions?api-version=1");
     assert_eq!((s.temperature, s.timeout_ms, s.max_retries, s.max_tokens), (Some(0.25), Some(1500), Some(4), Some(321)));
     assert_eq!(s.api_key, ApiKey::Secret("KEY".into()));
-    assert_eq!(s.headers.get("x-org").map(String::as_str), Some("o"));
+    assert_eq!(s.headers, [("x-org".to_owned(), "o".to_owned())]);
     assert_eq!(s.extra_body.get("top_k"), Some(&json!(3)));
     // Nulls are absent.
     let e = ens(json!({"summary": {"endpoint": "https://a.test", "model": "m", "temperature": null, "headers": null, "api_key_secret": null}}));

@@ -60,6 +60,15 @@ impl Dialect {
         }
     }
 
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Messages => "messages",
+            Dialect::Chat => "chat",
+            Dialect::Responses => "responses",
+        }
+    }
+
     /// The prefix of a reply's id.
     pub fn id_prefix(self) -> &'static str {
         match self {

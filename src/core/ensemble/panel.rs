@@ -360,8 +360,14 @@ async fn run_layer<R: Runtime>(
             out.flush().await?;
         }
     }
-    members.sort_by_key(|m| m.index);
-    Ok((members, end))
+    // In panel order (no sort: its code is large for a handful of members).
+    let mut ordered = Vec::with_capacity(n);
+    for i in 0..n {
+        if let Some(p) = members.iter().position(|m| m.index == i) {
+            ordered.push(members.swap_remove(p));
+        }
+    }
+    Ok((ordered, end))
 }
 
 /// Member `index`'s text since its last `panel_delta`, as one event.
