@@ -585,13 +585,13 @@ function targetsCheck(R) {
 
 // ---------------------------------------------------------------- main
 
-/** The "Budgets" section bench/budget.mjs wrote into the report, kept when the report is rewritten. */
-function budgetsSection() {
+/** The sections bench/budget.mjs and bench/panel.mjs wrote into the report, kept when the report is rewritten. */
+function keptSections() {
+  let old = "";
   try {
-    return "\n" + (readFileSync(OUT, "utf8").match(/<!-- budgets -->[\s\S]*<!-- \/budgets -->\n/)?.[0] ?? "");
-  } catch {
-    return "";
-  }
+    old = readFileSync(OUT, "utf8");
+  } catch {}
+  return ["budgets", "panel"].map((k) => "\n" + (old.match(new RegExp(`<!-- ${k} -->[\\s\\S]*<!-- \\/${k} -->\\n`))?.[0] ?? "")).join("");
 }
 
 async function main() {
@@ -601,7 +601,7 @@ async function main() {
     Object.assign(errors, R.errors);
     R.targets = targetsCheck(R);
     R.notes = readFileSync("bench/NOTES.md", "utf8");
-    writeFileSync(OUT, report(R) + budgetsSection());
+    writeFileSync(OUT, report(R) + keptSections());
     return log(`rewrote ${OUT} from bench/last-run.json`);
   }
   const t0 = Date.now();
@@ -657,7 +657,7 @@ async function main() {
     R.notes = readFileSync("bench/NOTES.md", "utf8");
   } catch {}
   writeFileSync("bench/last-run.json", JSON.stringify(R, null, 1));
-  writeFileSync(OUT, report(R) + budgetsSection());
+  writeFileSync(OUT, report(R) + keptSections());
   log(`wrote ${OUT} in ${f(R.seconds, 0)} s`);
   for (const t of R.targets) log(`${t.met ? "met " : "MISS"} ${t.what}: ${t.value}`);
 }
