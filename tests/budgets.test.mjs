@@ -165,6 +165,24 @@ test("tokens_per_day counts input and output tokens", async () => {
   assert.equal(mock.requests.length, 0);
 });
 
+test("over budget at every front door: a 429 in the dialect's own error shape, no upstream call", async () => {
+  const post = (path, body, headers = {}) => fetch(`${w.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...auth("tokens"), ...headers }, body: JSON.stringify(body) });
+  const messages = [{ role: "user", content: "What is 2+2?" }];
+  let r = await post("/v1/messages", { model: "b", max_tokens: CAP, messages }, { "anthropic-version": "2023-06-01" });
+  assert.equal(r.status, 429);
+  const anthropic = await r.json();
+  assert.equal(anthropic.type, "error");
+  assert.equal(anthropic.error.type, "rate_limit_error");
+  assert.equal(anthropic.error.details.error_code, "insufficient_quota");
+  assert.match(anthropic.error.message, /tokens_per_day/);
+  r = await post("/v1/responses", { model: "b", input: "What is 2+2?", max_output_tokens: CAP, stream: true });
+  assert.equal(r.status, 429);
+  const openai = await r.json();
+  assert.equal(openai.error.code, "insufficient_quota");
+  assert.equal(openai.error.type, "insufficient_quota");
+  assert.equal(mock.requests.length, 0);
+});
+
 test("GET /v1/n1/usage reports what the calling key spent; another key sees only its own", async () => {
   assert.equal((await send("alice")).status, 200);
   assert.equal((await send("alice", { stream: true })).status, 200);
