@@ -7,7 +7,7 @@
 // it next to N-1's original JavaScript port (BENCH_PORT_JS=/path/to/cloudfare_worker/worker.js of
 // leezhuuuuu/N-1; skipped with a note when unset), see bench/dev-targets.mjs.
 // Writes BENCHMARKS.md (and bench/last-run.json).
-// BENCH_QUICK=1: fewer samples (about 3 minutes). BENCH_ONLY=latency,stream,throughput,scale,size,cold,wranglerdev
+// BENCH_QUICK=1: fewer samples (about 2 minutes, 5 with section 6). BENCH_ONLY=latency,stream,throughput,scale,size,cold,wranglerdev
 // runs a subset (the report then says so). BENCH_OUT=path changes the report's path.
 // BENCH_NO_BUILD=1 skips the build when the size section (whose dry run builds) is not run.
 // BENCH_REPORT_ONLY=1 rewrites the report from bench/last-run.json without measuring.
