@@ -81,18 +81,23 @@ function workerdChildren() {
  * Start a module worker in its own workerd (one process per worker, so its CPU can be
  * read on its own). `scriptPath` is the release build (N-1) or the reference worker.
  */
-export async function startWorkerd({ scriptPath, bindings, inspectorPort }) {
+export async function startWorkerd({ scriptPath, bindings, inspectorPort, modules = true }) {
   const before = workerdChildren();
   const t0 = nowNs();
   const mf = new Miniflare({
-    modules: true,
-    scriptPath,
-    modulesRoot: ".",
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    ...(inspectorPort ? { inspectorPort } : {}),
+    // `modules: false`: a service-worker script (addEventListener("fetch")).
+    ...(modules
+      ? {
+          modules: true,
+          scriptPath,
+          modulesRoot: ".",
+          modulesRules: [
+            { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+            { type: "CompiledWasm", include: ["**/*.wasm"] },
+          ],
+        }
+      : { scriptPath }),
+    ...(inspectorPort !== undefined ? { inspectorPort } : {}),
     compatibilityDate: COMPAT_DATE,
     compatibilityFlags: COMPAT_FLAGS,
     bindings,
@@ -175,7 +180,7 @@ const STAMP = /T(\d{20}) /g;
  * first (first body byte), end (last byte), and for streams with stamped chunks,
  * `chunks`: [sentNs, arrivedNs] of every content chunk carrying a mock send stamp.
  */
-export function post(agent, url, body, { stamps = false } = {}) {
+export function post(agent, url, body, { stamps = false, headers = {} } = {}) {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const t0 = nowNs();
@@ -186,7 +191,7 @@ export function post(agent, url, body, { stamps = false } = {}) {
         port: u.port,
         path: u.pathname,
         method: "POST",
-        headers: { "content-type": "application/json", "content-length": body.length },
+        headers: { "content-type": "application/json", "content-length": body.length, ...headers },
       },
       (res) => {
         let first = null;

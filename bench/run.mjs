@@ -3,18 +3,23 @@
 //   reference a minimal JavaScript Worker doing the same fan-out + relay (bench/reference-worker.mjs),
 //             in its own workerd through Miniflare (the runtime floor),
 //   n1        the worker as deployed (worker/entry.mjs around build/) in its own workerd through Miniflare.
-// Our own cost is n1 − reference. Writes BENCHMARKS.md (and bench/last-run.json).
-// BENCH_QUICK=1: fewer samples (about 2 minutes). BENCH_ONLY=latency,stream,throughput,scale,size,cold
+// Our own cost is n1 − reference. Section 6 (issue 12) runs N-1 under `wrangler dev` as users run
+// it next to N-1's original JavaScript port (BENCH_PORT_JS=/path/to/cloudfare_worker/worker.js of
+// leezhuuuuu/N-1; skipped with a note when unset), see bench/dev-targets.mjs.
+// Writes BENCHMARKS.md (and bench/last-run.json).
+// BENCH_QUICK=1: fewer samples (about 2 minutes, 5 with section 6). BENCH_ONLY=latency,stream,throughput,scale,size,cold,wranglerdev
 // runs a subset (the report then says so). BENCH_OUT=path changes the report's path.
 // BENCH_NO_BUILD=1 skips the build when the size section (whose dry run builds) is not run.
 // BENCH_REPORT_ONLY=1 rewrites the report from bench/last-run.json without measuring.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import autocannon from "autocannon";
 import { agent, cpuMs, median, nowNs, percentile, post, selfCpuMs, sleep, startMock, startWorkerd, stats, unionLength } from "./lib.mjs";
+import { compareDev, overDirect, STREAM_CHUNKS as DEV_CHUNKS } from "./dev-targets.mjs";
 
 const ROOT = path.resolve(new URL("..", import.meta.url).pathname);
 process.chdir(ROOT);
@@ -24,8 +29,14 @@ const OUT = process.env.BENCH_OUT ?? "BENCHMARKS.md";
 const on = (section) => !ONLY || ONLY.has(section);
 
 const P = QUICK
-  ? { latencyN: 20, streamN: 6, tputSeconds: 2, tputRounds: 1, scaleN: 10, coldN: 2, warmup: 20 }
-  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 60 };
+  ? { latencyN: 20, streamN: 6, tputSeconds: 2, tputRounds: 1, scaleN: 10, coldN: 2, warmup: 20, devN: 8 }
+  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 60, devN: 30 };
+const PORT_JS = process.env.BENCH_PORT_JS;
+// Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
+// wrangler's dev server with the inspector off (the proposed `npm run dev`).
+// n1-api-nokv: the same without the KV binding, i.e. without N-1's KV read on the request path
+// (it re-reads its config when its copy is over 5 s old: here, on every request).
+const DEV_VARIANTS = ["n1-mf", "port-mf", "n1-wd", "port-wd", "n1-api", "port-api", "n1-api-nokv"];
 
 const PANEL_DELAYS = [100, 200, 300];
 const SUMMARY_DELAY = 100;
@@ -545,13 +556,114 @@ function report(R) {
     p("");
   }
 
-  p("## Errors", "", `Across every section: ${T.map((t) => `${t} ${errors[t] ?? 0}`).join(", ")}.`, "");
+  if (R.wranglerDev) p(...devSection(R.wranglerDev));
+
+  const devErrors = Object.entries(errors).filter(([k]) => k.startsWith("dev:"));
+  p(
+    "## Errors",
+    "",
+    `Across every section: ${T.map((t) => `${t} ${errors[t] ?? 0}`).join(", ")}${R.wranglerDev?.names ? `; section 6: ${devErrors.length ? devErrors.map(([k, v]) => `${k.slice(4)} ${v}`).join(", ") : "none"}` : ""}.`,
+    "",
+  );
 
   if (R.targets) {
-    p("## Targets (issue 6)", "", "| target | figure | met |", "|---|---|---|", ...R.targets.map((t) => `| ${t.what} | ${t.value} | ${t.met ? "yes" : "**no**"} |`), "");
+    p("## Targets (issues 6 and 12)", "", "| target | figure | met |", "|---|---|---|", ...R.targets.map((t) => `| ${t.what} | ${t.value} | ${t.met ? "yes" : "**no**"} |`), "");
   }
   if (R.notes) p(R.notes.trim(), "");
   return L.join("\n");
+}
+
+/** Section 6 of the report: N-1 and the JavaScript port under `wrangler dev` (compareDev result). */
+function devSection(W) {
+  const L = ["## 6. Under `wrangler dev`: N-1 vs its original JavaScript port (issue 12)", ""];
+  const howTo = [
+    "The port is `cloudfare_worker/worker.js` of [leezhuuuuu/N-1](https://github.com/leezhuuuuu/N-1) (MIT). It is not part of this repository and the bench",
+    "never writes it here: give its path in `BENCH_PORT_JS`, e.g.",
+    "",
+    "```sh",
+    "git clone --depth 1 https://github.com/leezhuuuuu/N-1 /tmp/n1-js",
+    "BENCH_PORT_JS=/tmp/n1-js/cloudfare_worker/worker.js npm run bench      # or BENCH_ONLY=wranglerdev for this section alone",
+    "```",
+    "",
+    "The bench copies it to a temp directory, replaces its `CONFIG` object there (same mock, same ensemble; one attempt per call) and",
+    "writes a `wrangler.toml` for it with N-1's `compatibility_date`.",
+  ];
+  if (W.skipped) {
+    L.push(`**Skipped in this run: ${W.skipped}.**`, "", ...howTo, "");
+    return L;
+  }
+  const f2 = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+  const ratio = (a, b) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}×` : "n/a");
+  const port = { mf: "port-mf", wd: "port-wd", api: "port-api" };
+  const mode = (name) => name.split("-")[1];
+  const where = W.names.filter((x) => W.by[x].where && Number.isFinite(W.by[x].where.before));
+  const label = {
+    "n1-mf": "N-1, plain Miniflare",
+    "port-mf": "port, plain Miniflare",
+    "n1-wd": "**N-1, `wrangler dev`** (today's `npm run dev`)",
+    "port-wd": "**port, `wrangler dev`**",
+    "n1-api": "N-1, dev server with the inspector off (proposed `npm run dev`)",
+    "port-api": "port, dev server with the inspector off",
+    "n1-api-nokv": "N-1, inspector off, without the KV binding (no KV read on the request path)",
+  };
+  const d = W.by.direct;
+  L.push(
+    ...howTo,
+    "",
+    `Port file in this run: ${W.port.lines} lines, sha256 \`${W.port.sha256.slice(0, 16)}…\`. Same ensemble as sections 1-2 (panel of 3 at ${PANEL_DELAYS.join("/")} ms, summary ${SUMMARY_DELAY} ms; streamed: ${DEV_CHUNKS} chunks 2 ms apart, stamped).`,
+    `${W.n} rounds, each a non-streaming and a streaming request to every target, interleaved (order reversed every other round). The direct client made the same calls itself: ` +
+      `its added latency over the ideal ${W.ideal} ms was ${f2(d.json.p50)} ms (p50) non-streaming and ${f2(d.first.p50)} ms to the first content.`,
+    "**Added** = the target's time − the direct calls' time, at p50/p95 (non-streaming: whole reply; streaming: first content chunk of the summary, the port's placeholder chunk not counted). × port = N-1's added time ÷ the port's, run the same way.",
+    "",
+    "How each is run: *`wrangler dev`* is `wrangler dev --config <cfg> --ip 127.0.0.1 --port <free>` with `CLOUDFLARE_CF_FETCH_ENABLED=false` (N-1: `wrangler.local.toml`, written as `npm run dev` writes it, i.e. without `[ai]`, with its `[build]`, assets, KV and rate limiter; vars `N1_CONFIG`, `N1_ALLOW_ANONYMOUS`, `N1_ALLOW_INSECURE_UPSTREAMS` from `--env-file`). " +
+      "*Inspector off* is the same config and vars through wrangler's own dev server API, `unstable_startWorker({ config, dev: { inspector: false, server } })` (bench/wd-api-host.mjs). *Plain Miniflare* is how sections 1-5 run workers.",
+    "",
+    "| target | non-streaming added p50 | p95 | × port (p50) | first content added p50 | p95 | × port (p50) | first byte p50 | CPU/request json: worker's workerd | wrangler's proxy workerd | wrangler's Node | CPU/stream: worker's workerd | proxy workerd | Node |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const name of W.names.filter((x) => x !== "direct")) {
+    const o = W.by[name];
+    const x = overDirect(W, name);
+    const px = name.startsWith("n1") && W.by[port[mode(name)]] ? overDirect(W, port[mode(name)]) : null;
+    const c = (m) => ["user", "proxy", "node"].map((k) => (o.cpu[m][k] === undefined ? "–" : f2(o.cpu[m][k]))).join(" | ");
+    L.push(
+      `| ${label[name] ?? name} | ${f2(x.json.p50)} | ${f2(x.json.p95)} | ${px ? ratio(x.json.p50, px.json.p50) : ""} | ${f2(x.first.p50)} | ${f2(x.first.p95)} | ${px ? ratio(x.first.p50, px.first.p50) : ""} | ${f2(o.ttfb.p50)} | ${c("json")} | ${c("stream")} |`,
+    );
+  }
+  const key = (a, b, what) => {
+    if (!W.by[a] || !W.by[b]) return null;
+    const x = overDirect(W, a);
+    const y = overDirect(W, b);
+    return `- ${what}: non-streaming ${f2(x.json.p50)} vs ${f2(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f2(x.json.p50 - y.json.p50)} ms), first content ${f2(x.first.p50)} vs ${f2(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f2(x.first.p50 - y.first.p50)} ms).`;
+  };
+  if (where.length) {
+    L.push(
+      "",
+      "Where the non-streaming time goes (p50, ms, from the mock's arrival/finish times of each upstream call):",
+      "",
+      "| target | request → first upstream call | last panel answer → summary call | summary answer → reply |",
+      "|---|---|---|---|",
+      ...where.map((x) => `| ${label[x] ?? x} | ${f2(W.by[x].where.before)} | ${f2(W.by[x].where.between)} | ${f2(W.by[x].where.after)} |`),
+    );
+  }
+  L.push(
+    "",
+    "CPU/request = median CPU time (all threads, /proc schedstat) of each process on the path from one request of that target to its next one: the workerd running the worker, wrangler's proxy workerd (proxy worker + inspector proxy worker) and wrangler's Node process (for plain Miniflare: the Node process hosting Miniflare).",
+    "",
+    "Added latency over the direct calls, p50, N-1 vs port (N-1's ÷ the port's):",
+    "",
+    ...[
+      key("n1-wd", "port-wd", "both under `wrangler dev`, as users run them today"),
+      key("n1-api", "port-wd", "N-1 with the inspector off (proposed `npm run dev`) vs the port under `wrangler dev`"),
+      key("n1-api-nokv", "port-wd", "N-1 with the inspector off and no KV read on the request path vs the port under `wrangler dev`"),
+      key("n1-api", "port-api", "both with the inspector off"),
+      key("n1-mf", "port-mf", "both in plain Miniflare"),
+    ].filter(Boolean),
+    "",
+    "What makes `wrangler dev` slower, and the fix: see *The `wrangler dev` path (issue 12)* below (bench/NOTES.md); `node bench/devpath.mjs` runs every variant measured there.",
+    "",
+  );
+  return L;
 }
 
 function targetsCheck(R) {
@@ -579,7 +691,25 @@ function targetsCheck(R) {
     }
   }
   if (R.size) add("gzip bundle < 300 KB", `${f(R.size.gzipKiB)} KiB`, R.size.gzipKiB < 300);
-  add("no errors", `n1 ${errors.n1 ?? 0}, reference ${errors.reference ?? 0}, direct ${errors.direct ?? 0}`, !(errors.n1 || errors.reference || errors.direct));
+  const W = R.wranglerDev;
+  if (W?.names) {
+    for (const [a, b, what] of [
+      ["n1-wd", "port-wd", "`wrangler dev` as users run both today"],
+      ["n1-api", "port-wd", "N-1 with the proposed `npm run dev` (inspector off) vs the port under `wrangler dev`"],
+    ]) {
+      if (!W.by[a] || !W.by[b]) continue;
+      const x = overDirect(W, a);
+      const y = overDirect(W, b);
+      add(`${what}: N-1's added latency ≤ the port's, non-streaming p50 (issue 12)`, `${f(x.json.p50)} vs ${f(y.json.p50)} ms (${f(x.json.p50 / y.json.p50)}×)`, x.json.p50 <= y.json.p50);
+      add(`… first streamed content p50`, `${f(x.first.p50)} vs ${f(y.first.p50)} ms (${f(x.first.p50 / y.first.p50)}×)`, x.first.p50 <= y.first.p50);
+    }
+  }
+  const devErr = Object.entries(errors).filter(([k]) => k.startsWith("dev:")).reduce((a, [, v]) => a + v, 0);
+  add(
+    "no errors",
+    `n1 ${errors.n1 ?? 0}, reference ${errors.reference ?? 0}, direct ${errors.direct ?? 0}${W?.names ? `, section 6 ${devErr}` : ""}`,
+    !(errors.n1 || errors.reference || errors.direct || devErr),
+  );
   return out;
 }
 
@@ -644,10 +774,29 @@ async function main() {
       log("5. cold start");
       R.cold = { reference: await coldStart("reference", refSpec), n1: await coldStart("n1", n1Spec) };
     }
+    if (on("wranglerdev")) {
+      if (!PORT_JS) {
+        log("6. wrangler dev vs the JavaScript port: SKIPPED, BENCH_PORT_JS is not set (see BENCHMARKS.md, section 6)");
+        R.wranglerDev = { skipped: "`BENCH_PORT_JS` was not set" };
+      } else if (!existsSync(PORT_JS)) {
+        throw new Error(`BENCH_PORT_JS=${PORT_JS}: no such file`);
+      } else {
+        log("6. wrangler dev: N-1 vs the JavaScript port");
+        // The Miniflare workers of sections 1-5 are not needed any more.
+        await n1.close();
+        await ref.close();
+        const text = readFileSync(PORT_JS);
+        R.wranglerDev = {
+          port: { sha256: createHash("sha256").update(text).digest("hex"), lines: text.toString().split("\n").length },
+          ...(await compareDev({ mock, names: DEV_VARIANTS, n: P.devN, portJs: PORT_JS, log: (...a) => log("6.", ...a) })),
+        };
+        for (const t of R.wranglerDev.names) if (R.wranglerDev.by[t].errors) errors[`dev:${t}`] = R.wranglerDev.by[t].errors;
+      }
+    }
   } finally {
     for (const t of targets) t.agent.destroy();
-    await n1.close();
-    await ref.close();
+    await n1.close().catch(() => {});
+    await ref.close().catch(() => {});
     await mock.close();
   }
   R.seconds = (Date.now() - t0) / 1000;

@@ -1,0 +1,52 @@
+// Where the `wrangler dev` path differs from plain Miniflare: N-1 and its original JavaScript
+// port, each run several ways (bench/dev-targets.mjs, VARIANT_INFO), side by side in one run,
+// requests interleaved, same mock and ensemble as section 6 of `npm run bench`. Prints a
+// markdown table: added latency over the direct calls (non-streaming), first streamed content
+// over the direct calls, first byte, CPU per request of each process on the path. Not part of
+// `npm run bench`.
+//
+//   BENCH_PORT_JS=/path/to/worker.js node bench/devpath.mjs [variant ...]     (N=40 rounds by default)
+//
+// Without variants: DEFAULT below (the port ones only with BENCH_PORT_JS; how to get the file:
+// BENCHMARKS.md, section 6).
+import path from "node:path";
+import { startMock } from "./lib.mjs";
+import { compareDev, overDirect, VARIANT_INFO } from "./dev-targets.mjs";
+
+process.chdir(path.resolve(new URL("..", import.meta.url).pathname));
+const N = Number(process.env.N ?? 40);
+const PORT_JS = process.env.BENCH_PORT_JS;
+const DEFAULT = [
+  "n1-mf", "port-mf", "n1-mf-insp", "n1-mf-rt", "port-mf-rt", "n1-mf-net-only", "n1-mf-dbg",
+  "n1-wd", "port-wd", "n1-wd-direct", "port-wd-direct", "n1-wd-nolog", "n1-wd-nobind", "n1-wd-nobuild",
+  "n1-wd-envnoinsp", "n1-api", "port-api",
+];
+let names = process.argv.slice(2);
+if (!names.length) names = DEFAULT.filter((n) => PORT_JS || !n.startsWith("port"));
+const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+
+const mock = await startMock();
+try {
+  const R = await compareDev({ mock, names, n: N, portJs: PORT_JS, log: (...a) => console.error("[devpath]", ...a) });
+  console.log(
+    `\n${N} rounds (${new Date().toISOString()}), each one non-streaming and one streaming request per target, interleaved. Times in ms; "over direct" = target − direct at that percentile. CPU = median ms per request: user = the workerd running the worker, proxy = wrangler's proxy workerd, node = wrangler's (or Miniflare's) Node process.\n`,
+  );
+  console.log(
+    "| target | json over direct p50 | p95 | first content over direct p50 | p95 | first byte p50 | json: request → first call | last answer → summary call | summary answer → reply | CPU json: user | proxy | node | CPU stream: user | proxy | node | errors |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const name of R.names) {
+    const o = R.by[name];
+    const d = overDirect(R, name);
+    const c = (mode) => ["user", "proxy", "node"].map((k) => f(o.cpu[mode][k])).join(" | ");
+    const w = o.where;
+    console.log(
+      `| ${name} | ${f(d.json.p50)} | ${f(d.json.p95)} | ${f(d.first.p50)} | ${f(d.first.p95)} | ${f(o.ttfb.p50)} | ${f(w.before)} | ${f(w.between)} | ${f(w.after)} | ${c("json")} | ${c("stream")} | ${o.errors} |`,
+    );
+  }
+  const b = R.by.direct;
+  console.log(`\ndirect: json added p50 ${f(b.json.p50)} ms, first content p50 ${f(b.first.p50)} ms over the ideal ${R.ideal} ms.\n`);
+  for (const name of R.names.slice(1)) console.log(`- ${name}: ${VARIANT_INFO[name]}`);
+} finally {
+  await mock.close();
+}
