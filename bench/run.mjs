@@ -33,7 +33,7 @@ const P = QUICK
   : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 60, devN: 30 };
 const PORT_JS = process.env.BENCH_PORT_JS;
 // Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
-// wrangler's dev server with the inspector off (the proposed `npm run dev`).
+// wrangler's dev server with the inspector off (how `npm run dev` runs N-1).
 // n1-api-nokv: the same without the KV binding, i.e. without N-1's KV read on the request path
 // (it re-reads its config when its copy is over 5 s old: here, on every request).
 const DEV_VARIANTS = ["n1-mf", "port-mf", "n1-wd", "port-wd", "n1-api", "port-api", "n1-api-nokv"];
@@ -600,9 +600,9 @@ function devSection(W) {
   const label = {
     "n1-mf": "N-1, plain Miniflare",
     "port-mf": "port, plain Miniflare",
-    "n1-wd": "**N-1, `wrangler dev`** (today's `npm run dev`)",
+    "n1-wd": "N-1, plain `wrangler dev` (`N1_DEV_INSPECT=1 npm run dev`; `npm run dev` before scripts/dev-server.mjs)",
     "port-wd": "**port, `wrangler dev`**",
-    "n1-api": "N-1, dev server with the inspector off (proposed `npm run dev`)",
+    "n1-api": "**N-1, wrangler's dev server with the inspector off (`npm run dev`)**",
     "port-api": "port, dev server with the inspector off",
     "n1-api-nokv": "N-1, inspector off, without the KV binding (no KV read on the request path)",
   };
@@ -616,7 +616,7 @@ function devSection(W) {
     "**Added** = the target's time − the direct calls' time, at p50/p95 (non-streaming: whole reply; streaming: first content chunk of the summary, the port's placeholder chunk not counted). × port = N-1's added time ÷ the port's, run the same way.",
     "",
     "How each is run: *`wrangler dev`* is `wrangler dev --config <cfg> --ip 127.0.0.1 --port <free>` with `CLOUDFLARE_CF_FETCH_ENABLED=false` (N-1: `wrangler.local.toml`, written as `npm run dev` writes it, i.e. without `[ai]`, with its `[build]`, assets, KV and rate limiter; vars `N1_CONFIG`, `N1_ALLOW_ANONYMOUS`, `N1_ALLOW_INSECURE_UPSTREAMS` from `--env-file`). " +
-      "*Inspector off* is the same config and vars through wrangler's own dev server API, `unstable_startWorker({ config, dev: { inspector: false, server } })` (bench/wd-api-host.mjs). *Plain Miniflare* is how sections 1-5 run workers.",
+      "*Inspector off* is the same config and vars through wrangler's own dev server API, `unstable_startWorker({ config, dev: { inspector: false, server } })`, as `npm run dev` runs N-1 (scripts/dev-server.mjs; here bench/wd-api-host.mjs). *Plain Miniflare* is how sections 1-5 run workers.",
     "",
     "| target | non-streaming added p50 | p95 | × port (p50) | first content added p50 | p95 | × port (p50) | first byte p50 | CPU/request json: worker's workerd | wrangler's proxy workerd | wrangler's Node | CPU/stream: worker's workerd | proxy workerd | Node |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -653,8 +653,8 @@ function devSection(W) {
     "Added latency over the direct calls, p50, N-1 vs port (N-1's ÷ the port's):",
     "",
     ...[
-      key("n1-wd", "port-wd", "both under `wrangler dev`, as users run them today"),
-      key("n1-api", "port-wd", "N-1 with the inspector off (proposed `npm run dev`) vs the port under `wrangler dev`"),
+      key("n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`, as each project's users run them"),
+      key("n1-wd", "port-wd", "both under plain `wrangler dev`"),
       key("n1-api-nokv", "port-wd", "N-1 with the inspector off and no KV read on the request path vs the port under `wrangler dev`"),
       key("n1-api", "port-api", "both with the inspector off"),
       key("n1-mf", "port-mf", "both in plain Miniflare"),
@@ -690,12 +690,12 @@ function targetsCheck(R) {
       }
     }
   }
-  if (R.size) add("gzip bundle < 300 KB", `${f(R.size.gzipKiB)} KiB`, R.size.gzipKiB < 300);
+  if (R.size) add("gzip bundle ≤ 200 KiB (issue 12)", `${f(R.size.gzipKiB)} KiB`, R.size.gzipKiB <= 200);
   const W = R.wranglerDev;
   if (W?.names) {
     for (const [a, b, what] of [
-      ["n1-wd", "port-wd", "`wrangler dev` as users run both today"],
-      ["n1-api", "port-wd", "N-1 with the proposed `npm run dev` (inspector off) vs the port under `wrangler dev`"],
+      ["n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`"],
+      ["n1-wd", "port-wd", "both under plain `wrangler dev`"],
     ]) {
       if (!W.by[a] || !W.by[b]) continue;
       const x = overDirect(W, a);

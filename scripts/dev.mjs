@@ -14,6 +14,12 @@
 //   one changes, writes the config file again: wrangler then reloads the worker
 //   with the new values (a second or two, since scripts/build.sh skips the
 //   unchanged build that wrangler runs on every reload).
+// - The server is wrangler's own dev server with its inspector off
+//   (scripts/dev-server.mjs): `wrangler dev` always runs one, which reports
+//   every upstream fetch and streamed chunk to wrangler's Node process and slows
+//   each request (bench/NOTES.md). Plain `wrangler dev` (DevTools, hotkeys) runs
+//   instead with N1_DEV_INSPECT=1 or with any argument besides --ip, --port,
+//   --config, --env-file and --env.
 // - Ctrl-C or SIGTERM stops wrangler (which stops its workerd), then this script.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -125,16 +131,26 @@ const watchers = [...new Set([...watched.keys()].map((f) => path.dirname(f)))].f
   }),
 );
 
-const wranglerArgs = [
-  "dev",
-  ...(ownConfig ? [] : ["--config", config]),
-  ...(given("--ip") ? [] : ["--ip", "127.0.0.1"]),
-  ...(given("--port") ? [] : ["--port", "8787"]),
-  ...args,
-];
-const child = spawn("wrangler", wranglerArgs, { stdio: "inherit" });
+const ip = valuesOf(["--ip"]).at(-1) ?? "127.0.0.1";
+const port = valuesOf(["--port"]).at(-1) ?? "8787";
+// scripts/dev-server.mjs takes these flags (and their values); any other argument is for `wrangler dev`.
+const serverFlags = ["--ip", "--port", "--config", "-c", "--env-file", "--env", "-e"];
+const others = [];
+for (let i = 0; i < args.length; i++) {
+  const name = args[i].split("=")[0];
+  if (!serverFlags.includes(name)) others.push(args[i]);
+  else if (!args[i].includes("=")) {
+    i++; // its value; --env-file takes all the words that follow
+    while (name === "--env-file" && i + 1 < args.length && !args[i + 1].startsWith("-")) i++;
+  }
+}
+const inspect = process.env.N1_DEV_INSPECT === "1" || others.length > 0;
+const [command, commandArgs] = inspect
+  ? ["wrangler", ["dev", ...(ownConfig ? [] : ["--config", config]), ...(given("--ip") ? [] : ["--ip", ip]), ...(given("--port") ? [] : ["--port", port]), ...args]]
+  : [process.execPath, [path.join(import.meta.dirname, "dev-server.mjs"), JSON.stringify({ config, ip, port, env, envFiles })]];
+const child = spawn(command, commandArgs, { stdio: "inherit" });
 child.on("error", (e) => {
-  log(`could not start wrangler: ${e.message}`);
+  log(`could not start ${inspect ? "wrangler" : "the dev server"}: ${e.message}`);
   process.exit(1);
 });
 child.on("exit", (code, signal) => {

@@ -79,6 +79,38 @@ test("KV config (CONFIG/config) takes precedence over N1_CONFIG", async () => {
   });
 });
 
+test("a KV config change: the first request after 5 s is answered from the old copy while the isolate reads KV again, the next one sees the change", async () => {
+  const mk = (name) => ({ ensembles: { [name]: { panel: [mockModel(mock, `${name}-p`)], summary: mockModel(mock, `${name}-s`) } } });
+  await withWorker({ kv: { config: mk("old") } }, async (w) => {
+    const model = async () => (await (await postChat(w.url, { messages: user("x") })).json()).model;
+    assert.equal(await model(), "old");
+    await (await w.mf.getKVNamespace("CONFIG")).put("config", JSON.stringify(mk("new")));
+    assert.equal(await model(), "old", "within 5 s the isolate's copy answers");
+    await new Promise((r) => setTimeout(r, 5200));
+    // No request waits for KV: this one is answered from the copy, and starts the read.
+    assert.equal(await model(), "old");
+    const deadline = Date.now() + 5000;
+    let got;
+    while ((got = await model()) !== "new") {
+      assert.ok(Date.now() < deadline, `still ${got}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // A config made invalid is not hidden behind the last good one.
+    await (await w.mf.getKVNamespace("CONFIG")).put("config", JSON.stringify({ ensembles: {} }));
+    await new Promise((r) => setTimeout(r, 5200));
+    assert.equal(await model(), "new");
+    const until = Date.now() + 5000;
+    let r;
+    while ((r = await postChat(w.url, { messages: user("x") })).status === 200) {
+      await r.arrayBuffer();
+      assert.ok(Date.now() < until, "the invalid config was never reported");
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(r.status, 500);
+    assert.equal((await r.json()).error.code, "config_invalid");
+  });
+});
+
 test("missing config: a 500 telling the operator how to configure", async () => {
   await withWorker({}, async (w) => {
     const r = await postChat(w.url, { messages: user("x") });

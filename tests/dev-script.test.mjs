@@ -44,8 +44,28 @@ test("`npm run dev -- --port <port>` starts there, answers a chat, and stops who
     const local = fs.readFileSync(path.join(project.dir, "wrangler.local.toml"), "utf8");
     assert.match(local, /\[assets\]/);
     assert.doesNotMatch(local, /^\[ai\]/m);
+    // wrangler's dev server without its inspector (which relays every fetch and chunk, bench/NOTES.md).
+    const workerd = dev.processes().filter((p) => /workerd serve/.test(p.cmd));
+    assert.ok(workerd.length > 0, dev.processes().map((p) => p.cmd).join("\n"));
+    assert.ok(workerd.every((p) => !p.cmd.includes("--inspector-addr")), workerd.map((p) => p.cmd).join("\n"));
   } finally {
     await dev.stop(); // throws if any process of the group (npm, dev script, wrangler, workerd) is left
+  }
+});
+
+test("N1_DEV_INSPECT=1, or a wrangler flag of its own, runs plain `wrangler dev`, inspector included", async () => {
+  fs.writeFileSync(path.join(project.dir, ".dev.vars"), vars("one"));
+  for (const [extra, env] of [["--log-level info", {}], ["", { N1_DEV_INSPECT: "1" }]]) {
+    const port = await freePort();
+    const dev = await startDev({ dir: project.dir, command: `npm run dev -- --port ${port} ${extra}`, port, env });
+    try {
+      assert.equal(await answer(dev.url), "answer from one-summary");
+      const cmds = dev.processes().map((p) => p.cmd);
+      assert.ok(cmds.some((c) => new RegExp(`wrangler.* dev .*--port ${port}${extra && ` ${extra}`}$`).test(c)), cmds.join("\n"));
+      assert.ok(cmds.some((c) => /workerd serve/.test(c) && c.includes("--inspector-addr")), cmds.join("\n"));
+    } finally {
+      await dev.stop();
+    }
   }
 });
 

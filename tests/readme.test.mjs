@@ -163,7 +163,7 @@ test("the local KV command: the config put into local KV is served by the runnin
   mock.set("kv-s", { text: "answer from the KV config" });
   const config = { ensembles: { council: { panel: [m("kv-a")], summary: m("kv-s") } } };
   await run(KV_PUT, { "config.json": JSON.stringify(config, null, 2) });
-  // The worker reads the config again after at most 5 s (settings.rs TTL_MS).
+  // The worker reads the config again in the background once its copy is 5 s old (src/edge/env.rs TTL_MS).
   const deadline = Date.now() + 30_000;
   for (;;) {
     const r = await fetch(`http://127.0.0.1:${PORT}/v1/chat/completions`, {

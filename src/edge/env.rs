@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::Env;
+use worker::{Context, Env};
 
 use crate::core::auth::{parse_keys, ClientKey};
 use crate::core::config::{parse_config, ApiKey, Config, ConfigOptions, Ensemble, ModelSpec};
@@ -20,6 +20,7 @@ const TTL_MS: f64 = 5_000.0;
 struct Cached {
     raw: String,
     parsed: Rc<Config>,
+    /// When it was read, or when its refresh began.
     at: f64,
 }
 
@@ -27,19 +28,47 @@ thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
-pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
+/// The configuration. A copy older than `TTL_MS` still answers while it is read
+/// again in the background (`ctx.wait_until`), so no request waits for KV once
+/// the isolate has one: a change is seen from the request after that read. A
+/// read that fails drops the copy, so the next request reads again and gets
+/// the error (a configuration made invalid is not hidden behind the old one).
+pub async fn config(env: &Env, ctx: &Context) -> Result<Rc<Config>, N1Error> {
     let now = js_sys::Date::now();
-    let fresh = CACHE.with(|c| c.borrow().as_ref().filter(|c| now - c.at < TTL_MS).map(|c| c.parsed.clone()));
-    if let Some(cfg) = fresh {
-        return Ok(cfg);
+    let cached = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let c = c.as_mut()?;
+        let stale = now - c.at >= TTL_MS;
+        if stale {
+            c.at = now; // one refresh per TTL, however many requests come meanwhile
+        }
+        Some((c.parsed.clone(), stale))
+    });
+    match cached {
+        Some((cfg, stale)) => {
+            if stale {
+                let env = env.clone();
+                ctx.wait_until(async move {
+                    let _ = load(&env).await;
+                });
+            }
+            Ok(cfg)
+        }
+        None => load(env).await,
     }
-    let raw = match read_raw(env).await? {
-        Some(raw) => raw,
+}
+
+/// Reads and parses the configuration into the cache (or empties the cache).
+async fn load(env: &Env) -> Result<Rc<Config>, N1Error> {
+    let now = js_sys::Date::now();
+    let raw = match read_raw(env).await {
+        Ok(Some(raw)) => raw,
         // No config, but Workers AI is bound: the built-in zero-key ensemble.
-        None if js_sys::Reflect::get(env, &"AI".into()).is_ok_and(|v| !v.is_undefined()) => {
+        Ok(None) if js_sys::Reflect::get(env, &"AI".into()).is_ok_and(|v| !v.is_undefined()) => {
             crate::core::providers::workers_ai::DEFAULT_CONFIG.clone()
         }
-        None => return Err(N1Error::ConfigMissing),
+        Ok(None) => return Err(forget(N1Error::ConfigMissing)),
+        Err(e) => return Err(forget(e)),
     };
     // Same text as before: keep the parsed copy.
     let same = CACHE.with(|c| c.borrow().as_ref().filter(|c| c.raw == raw).map(|c| c.parsed.clone()));
@@ -47,11 +76,16 @@ pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
         Some(p) => p,
         None => {
             let opts = ConfigOptions { allow_insecure_upstreams: flag(env, "N1_ALLOW_INSECURE_UPSTREAMS") };
-            Rc::new(parse_config(&raw, opts).map_err(N1Error::Config)?)
+            Rc::new(parse_config(&raw, opts).map_err(|e| forget(N1Error::Config(e)))?)
         }
     };
     CACHE.with(|c| *c.borrow_mut() = Some(Cached { raw, parsed: parsed.clone(), at: now }));
     Ok(parsed)
+}
+
+fn forget(e: N1Error) -> N1Error {
+    CACHE.with(|c| *c.borrow_mut() = None);
+    e
 }
 
 async fn read_raw(env: &Env) -> Result<Option<String>, N1Error> {

@@ -138,7 +138,7 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
 async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
     let route = route_of(path, method)?;
     // Who is calling comes before any config detail or upstream call.
-    let config = env::config(env).await;
+    let config = env::config(env, ctx).await;
     let who = access::authenticate(&req, env, &config)?;
     who_label.clone_from(&who.label);
     let config = config?;

@@ -98,6 +98,8 @@ export async function startDev({ dir, command, port, env = {}, readyMs = 240_000
     url,
     pid: child.pid,
     output: () => output,
+    /** The processes of the dev server (npm, the scripts, wrangler, workerd), with their command lines. */
+    processes: () => tree(child.pid),
     async stop() {
       if (exited) return;
       const ours = tree(child.pid);
