@@ -177,6 +177,37 @@ test("previous_response_id continues a stored conversation; another key cannot r
   await assert.rejects(client.responses.create({ model: "council", previous_response_id: unstored.id, input: "?" }), (e) => e.status === 400);
 });
 
+test("responses.retrieve and responses.delete: the stored response as created (streamed ones too), for its key only", async () => {
+  mock.set("s", { text: "Stored answer." });
+  const created = await client.responses.create({ model: "council", input: "Keep this." });
+  const got = await client.responses.retrieve(created.id);
+  assert.deepEqual(got, created, "the object the client received");
+  let streamed;
+  for await (const ev of await client.responses.create({ model: "council", input: "Keep this too.", stream: true })) {
+    if (ev.type === "response.completed") streamed = ev.response;
+  }
+  const again = await client.responses.retrieve(streamed.id);
+  assert.equal(again.output_text, "Stored answer.");
+  assert.deepEqual({ ...again, output_text: undefined }, { ...streamed, output_text: undefined }, "the object of response.completed");
+  mock.reset();
+  // Another key: as if it did not exist; unknown ids alike.
+  const bob = new OpenAI({ apiKey: BOB, baseURL: `${w.url}/v1`, maxRetries: 0 });
+  for (const attempt of [() => bob.responses.retrieve(created.id), () => bob.responses.delete(created.id), () => client.responses.retrieve("resp_nope")]) {
+    await assert.rejects(attempt(), (e) => e.status === 404 && e.code === "response_not_found" && /not found/.test(e.message));
+  }
+  // Deleted: gone for retrieve and for previous_response_id.
+  const r = await fetch(`${w.url}/v1/responses/${created.id}`, { method: "DELETE", headers: { authorization: `Bearer ${ALICE}` } });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { id: created.id, object: "response", deleted: true });
+  await assert.rejects(client.responses.retrieve(created.id), (e) => e.status === 404);
+  await assert.rejects(client.responses.create({ model: "council", previous_response_id: created.id, input: "?" }), (e) => e.status === 400);
+  // Other methods: a 405 naming the allowed ones.
+  const put = await fetch(`${w.url}/v1/responses/${streamed.id}`, { method: "PUT", headers: { authorization: `Bearer ${ALICE}` } });
+  assert.equal(put.status, 405);
+  assert.match((await put.json()).error.message, /use GET, DELETE/);
+  assert.equal(mock.requests.length, 0);
+});
+
 test("a request shaped like Codex CLI's default: namespace tools flattened, hosted web_search dropped and named in n1, reasoning and the rest accepted", async () => {
   mock.set("s", { text: "Done.", chunks: 2 });
   const body = {

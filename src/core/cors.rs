@@ -3,7 +3,7 @@
 
 /// Headers a browser may read from our replies.
 pub const EXPOSE: &str = "x-request-id, x-n1-ensemble, x-n1-panel, x-n1-degraded, x-n1-fallback, x-n1-cost-usd, retry-after";
-const METHODS: &str = "GET, POST, OPTIONS";
+const METHODS: &str = "GET, POST, DELETE, OPTIONS";
 /// Allowed when a preflight does not list what it wants.
 const DEFAULT_HEADERS: &str = "authorization, content-type, x-api-key, x-n1-progress, x-n1-direct";
 

@@ -76,6 +76,8 @@ pub enum N1Error {
     ModelNotFound(String),
     /// 404: no such route.
     NotFound(String),
+    /// 404: no stored response with this id for this key.
+    ResponseNotFound(String),
     /// 405: the route exists, the method does not.
     MethodNotAllowed { method: String, allowed: &'static str },
 
@@ -125,7 +127,7 @@ impl N1Error {
             N1Error::InvalidRequest { .. } => 400,
             N1Error::MissingKey | N1Error::InvalidKey | N1Error::AuthNotConfigured => 401,
             N1Error::Forbidden(_) | N1Error::OriginNotAllowed => 403,
-            N1Error::ModelNotFound(_) | N1Error::NotFound(_) => 404,
+            N1Error::ModelNotFound(_) | N1Error::NotFound(_) | N1Error::ResponseNotFound(_) => 404,
             N1Error::MethodNotAllowed { .. } => 405,
             N1Error::PayloadTooLarge(_) => 413,
             N1Error::RateLimited(_) | N1Error::OverBudget(_) => 429,
@@ -141,6 +143,7 @@ impl N1Error {
             N1Error::InvalidRequest { .. }
             | N1Error::ModelNotFound(_)
             | N1Error::NotFound(_)
+            | N1Error::ResponseNotFound(_)
             | N1Error::MethodNotAllowed { .. }
             | N1Error::PayloadTooLarge(_)
             | N1Error::MissingKey
@@ -168,6 +171,7 @@ impl N1Error {
             N1Error::RateLimited(_) => Some("rate_limit_exceeded"),
             N1Error::OverBudget(_) => Some("insufficient_quota"),
             N1Error::NotFound(_) => Some("not_found"),
+            N1Error::ResponseNotFound(_) => Some("response_not_found"),
             N1Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
             N1Error::ConfigMissing => Some("config_missing"),
             N1Error::Config(_) => Some("config_invalid"),
@@ -201,8 +205,9 @@ impl N1Error {
                 format!("The model `{m}` does not exist: it names no ensemble. GET /v1/models lists the ensembles.")
             }
             N1Error::NotFound(p) => format!(
-                "Unknown path `{p}`. This endpoint serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models and GET /v1/models/{{id}}."
+                "Unknown path `{p}`. This endpoint serves POST /v1/chat/completions, POST /v1/responses, GET and DELETE /v1/responses/{{id}}, POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/{{id}} and GET /v1/n1/usage."
             ),
+            N1Error::ResponseNotFound(id) => format!("Response with id `{id}` not found (responses are kept for 30 days, for the key that made them)."),
             N1Error::MethodNotAllowed { method, allowed } => format!("Method {method} is not allowed here; use {allowed}."),
             N1Error::ConfigMissing => "N-1 is not configured: put the configuration JSON in the KV namespace bound as CONFIG (key `config`) or in the N1_CONFIG variable/secret (locally: .dev.vars). Without either, the built-in Workers AI ensemble is used, which needs the AI binding (deployed workers have it; `npm run dev` offers it only with `N1_DEV_AI=1` and a Cloudflare login). See the README, section Configuration.".into(),
             N1Error::Config(m) => format!("Invalid N-1 configuration: {m}"),
@@ -249,7 +254,7 @@ impl N1Error {
             N1Error::InvalidRequest { .. } | N1Error::MethodNotAllowed { .. } => "invalid_request_error",
             N1Error::MissingKey | N1Error::InvalidKey | N1Error::AuthNotConfigured => "authentication_error",
             N1Error::Forbidden(_) | N1Error::OriginNotAllowed => "permission_error",
-            N1Error::ModelNotFound(_) | N1Error::NotFound(_) => "not_found_error",
+            N1Error::ModelNotFound(_) | N1Error::NotFound(_) | N1Error::ResponseNotFound(_) => "not_found_error",
             N1Error::PayloadTooLarge(_) => "request_too_large",
             N1Error::RateLimited(_) | N1Error::OverBudget(_) => "rate_limit_error",
             _ => "api_error",

@@ -1,6 +1,6 @@
-//! Edge: Workers KV through the binding's own `get`/`put` (workers-rs' KV
+//! Edge: Workers KV through the binding's own `get`/`put`/`delete` (workers-rs' KV
 //! wrapper serializes its options through serde-wasm-bindgen: more Wasm than
-//! these two calls need).
+//! these calls need).
 
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -26,5 +26,11 @@ pub async fn put(ns: &JsValue, key: &str, value: &str, ttl_s: u64) -> Result<(),
     let options = js_sys::Object::new();
     js_sys::Reflect::set(&options, &"expirationTtl".into(), &(ttl_s as f64).into()).map_err(|_| ())?;
     let promise: js_sys::Promise = method(ns, "put")?.call3(ns, &key.into(), &value.into(), &options).map_err(|_| ())?.dyn_into().map_err(|_| ())?;
+    JsFuture::from(promise).await.map(|_| ()).map_err(|_| ())
+}
+
+/// `delete(key)`.
+pub async fn delete(ns: &JsValue, key: &str) -> Result<(), ()> {
+    let promise: js_sys::Promise = method(ns, "delete")?.call1(ns, &key.into()).map_err(|_| ())?.dyn_into().map_err(|_| ())?;
     JsFuture::from(promise).await.map(|_| ()).map_err(|_| ())
 }

@@ -111,6 +111,8 @@ enum Route<'a> {
     Models,
     Model(&'a str),
     Usage,
+    /// `GET` or `DELETE /v1/responses/{id}`: a stored response.
+    Response(&'a str),
 }
 
 /// The route of a path and method (an empty method: any); `/v1` is optional
@@ -124,12 +126,13 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
         "/messages" => (Route::Serve(Dialect::Messages), "POST"),
         "/messages/count_tokens" => (Route::CountTokens, "POST"),
         "/n1/usage" => (Route::Usage, "GET"),
-        _ => match route.strip_prefix("/models/").filter(|id| !id.is_empty()) {
-            Some(id) => (Route::Model(id), "GET"),
-            None => return Err(N1Error::NotFound(path.to_owned())),
+        _ => match (route.strip_prefix("/models/"), route.strip_prefix("/responses/")) {
+            (Some(id), _) if !id.is_empty() => (Route::Model(id), "GET"),
+            (_, Some(id)) if !id.is_empty() && !id.contains('/') => (Route::Response(id), "GET, DELETE"),
+            _ => return Err(N1Error::NotFound(path.to_owned())),
         },
     };
-    if !method.is_empty() && method != allowed {
+    if !method.is_empty() && !allowed.split(", ").any(|m| m == method) {
         return Err(N1Error::MethodNotAllowed { method: method.to_owned(), allowed });
     }
     Ok(found)
@@ -149,5 +152,6 @@ async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context,
         Route::Usage => budget::usage(env, &req, &who).await,
         Route::Model(id) => models::retrieve(&config, &who, &String::from_utf8_lossy(&crate::core::url::percent_decode(id))),
         Route::Serve(dialect) => serve::handle(dialect, req, env, ctx, config, &who).await,
+        Route::Response(id) => store::respond(env, method, id, &who.label).await,
     }
 }

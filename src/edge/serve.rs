@@ -73,10 +73,11 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
             let _ = done.await;
         });
         let answer = result?;
+        let reply = dialect.reply(&ids, &request, &answer);
         if request.store {
-            store::save(env, &ids.id, &who.label, request.messages[own_input..].to_vec(), &answer.completion).await;
+            store::save(env, &ids.id, &who.label, request.messages[own_input..].to_vec(), &answer.completion, &reply).await;
         }
-        let resp = http::json(200, dialect.reply(&ids, &request, &answer));
+        let resp = http::json(200, reply);
         let h = resp.headers();
         let _ = h.set("x-n1-ensemble", &ens.name);
         let _ = h.set("x-n1-panel", &format!("{}/{}", answer.meta.panel_ok, answer.meta.panel_total));
@@ -124,14 +125,17 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         out.answer = request.store.then(Default::default);
         out.meter = Some(&rt.meter);
         ensemble::stream(&rt, &lineup, &request, &mut out).await;
-        let (finished, answer) = (out.finished, out.answer.take());
+        let (finished, answer, ending) = (out.finished, out.answer.take(), out.ending.take());
         // Settled however the stream ended (cut, failed, or the client left).
         let outcome = if finished { "ok" } else { "incomplete" };
         let stat = metrics::Request { ensemble: &name, dialect: dialect.name(), stream: true, outcome, key: &key, started_ms: started };
         let done = JsFuture::from(account_for(&env, account.as_ref(), &rt, &stat));
         // Stored before the stream closes: a client that read it to its end can continue it.
-        if let (true, Some(answer)) = (finished, answer) {
-            store::save(&env, &ids.id, &owner, request.messages.split_off(own_input), &answer).await;
+        if let (true, Some(completion), Some((meta, usage))) = (finished, answer, ending) {
+            // The object of the closing event, as a non-streaming reply would have it.
+            let answer = ensemble::Answer { completion, usage, meta, fallback: false };
+            let reply = dialect.reply(&ids, &request, &answer);
+            store::save(&env, &ids.id, &owner, request.messages.split_off(own_input), &answer.completion, &reply).await;
         }
         let _ = JsFuture::from(sink.writer.close()).await;
         let _ = done.await;

@@ -79,8 +79,10 @@ pub struct Out<'a> {
     pub enc: &'a mut dyn Encoder,
     pub sink: &'a mut dyn Sink,
     pub progress: bool,
-    /// When set, the answer is also collected here (to store it afterwards).
+    /// When set, the answer is also collected here, and its `n1` and usage
+    /// kept by `finish` (to store the reply afterwards).
     pub answer: Option<Completion>,
+    pub ending: Option<(N1Meta, Usage)>,
     /// The stream ended well (`finish`), not with an error.
     pub finished: bool,
     /// The runtime's meter: the costs of the calls go into the `n1` of `finish`.
@@ -90,7 +92,7 @@ pub struct Out<'a> {
 
 impl<'a> Out<'a> {
     pub fn new(enc: &'a mut dyn Encoder, sink: &'a mut dyn Sink, progress: bool) -> Self {
-        Out { enc, sink, progress, answer: None, finished: false, meter: None, buf: Vec::new() }
+        Out { enc, sink, progress, answer: None, ending: None, finished: false, meter: None, buf: Vec::new() }
     }
 
     pub fn event(&mut self, ev: &Event<'_>) {
@@ -115,6 +117,9 @@ impl<'a> Out<'a> {
             meter.annotate(meta);
         }
         self.enc.finish(meta, usage, &mut self.buf);
+        if self.answer.is_some() {
+            self.ending = Some((meta.clone(), *usage));
+        }
     }
 
     /// Whether anything waits to be sent.
