@@ -97,5 +97,6 @@ pub async fn save(env: &Env, id: &str, owner: &str, mut messages: Vec<Message>, 
     text.extend_from_slice(b",\"response\":");
     text.extend_from_slice(response);
     text.push(b'}');
-    let _ = kv::put(&kv, id, &String::from_utf8_lossy(&text), TTL_S).await;
+    let Ok(text) = std::str::from_utf8(&text) else { return };
+    let _ = kv::put(&kv, id, text, TTL_S).await;
 }

@@ -111,14 +111,14 @@ impl<'a> Out<'a> {
 
     /// The end of a good stream: the dialect's closing events with `n1`
     /// (its costs filled in from the meter) and the usage.
-    pub fn finish(&mut self, meta: &mut N1Meta, usage: &Usage) {
+    pub fn finish(&mut self, mut meta: N1Meta, usage: Usage) {
         self.finished = true;
         if let Some(meter) = self.meter {
-            meter.annotate(meta);
+            meter.annotate(&mut meta);
         }
-        self.enc.finish(meta, usage, &mut self.buf);
+        self.enc.finish(&meta, &usage, &mut self.buf);
         if self.answer.is_some() {
-            self.ending = Some((meta.clone(), *usage));
+            self.ending = Some((meta, usage));
         }
     }
 

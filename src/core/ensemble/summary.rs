@@ -85,8 +85,8 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
         out.flush().await?;
         match relay(rt, model, &body, deadline, out, &mut gone, charge).await? {
             Relayed::Done(usage) => {
-                let mut meta = meta(lineup, req, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
-                out.finish(&mut meta, &total(panel, usage));
+                let meta = meta(lineup, req, panel, report(&model.model, SummaryStatus::Ok, rt.now_ms() - t0, usage, failed));
+                out.finish(meta, total(panel, usage));
                 out.flush().await?;
                 return Ok(Done::Streamed);
             }
@@ -104,14 +104,14 @@ pub async fn run<R: Runtime>(rt: &R, lineup: &Lineup<'_>, req: &Request, panel: 
         return Err(Stop::Failed(N1Error::SummaryFailed(failed)));
     };
     let completion = Completion::text(answer);
-    let mut meta = meta(lineup, req, panel, report(model, SummaryStatus::BestPanelAnswer, 0.0, None, failed));
+    let meta = meta(lineup, req, panel, report(model, SummaryStatus::BestPanelAnswer, 0.0, None, failed));
     match out {
         None => Ok(Done::Answer(Answer { completion, usage: panel.usage, meta, fallback: true })),
         Some(out) => {
             for ev in completion.events() {
                 out.event(&ev);
             }
-            out.finish(&mut meta, &panel.usage);
+            out.finish(meta, panel.usage);
             out.flush().await?;
             Ok(Done::Streamed)
         }
