@@ -1,6 +1,7 @@
 // The runtime floor for the benchmarks: a minimal JavaScript Worker doing the same
 // work as N-1 with nothing else: the client's body goes to every panel model (at
-// most 6 calls open at once, like N-1), the answers go to the summary model in a
+// most 6 calls open at once, like N-1, and streamed, like N-1 since issue 15: each
+// answer is assembled from its SSE stream), the answers go to the summary model in a
 // system message, and the summary's reply is returned. No validation, no retries,
 // no timeouts, no metadata, no usage sums. Streaming: the role chunk goes out at
 // once (as N-1 does), then the summary's SSE bytes are copied chunk by chunk
@@ -20,14 +21,42 @@ async function panel(ens, body) {
       const r = await fetch(m.url, {
         method: "POST",
         headers: JSON_HEADERS,
-        body: JSON.stringify({ ...body, model: m.model, stream: false }),
+        body: JSON.stringify({ ...body, model: m.model, stream: true, stream_options: { include_usage: true } }),
       });
-      const j = await r.json();
-      answers[i] = j.choices[0].message.content;
+      answers[i] = await streamedAnswer(r.body);
     }
   };
   await Promise.all(Array.from({ length: Math.min(6, ens.panel.length) }, worker));
   return answers;
+}
+
+// A panel answer assembled from its stream, as N-1 has called panel models since
+// issue 15 (answers visible while they arrive): SSE lines split as they come,
+// each `data:` JSON parsed, the content deltas joined.
+async function streamedAnswer(stream) {
+  const reader = stream.getReader();
+  const dec = new TextDecoder();
+  let buf = "";
+  let answer = "";
+  const line = (l) => {
+    if (!l.startsWith("data:")) return;
+    const data = l.slice(5).trim();
+    if (data === "[DONE]") return;
+    const c = JSON.parse(data).choices?.[0]?.delta?.content;
+    if (c) answer += c;
+  };
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      line(buf.slice(0, nl).replace(/\r$/, ""));
+      buf = buf.slice(nl + 1);
+    }
+  }
+  line(buf);
+  return answer;
 }
 
 function summaryRequest(ens, body, answers, stream) {

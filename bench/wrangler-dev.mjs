@@ -8,7 +8,7 @@
 // which forwards each request to a second workerd holding the user worker (plus wrangler's
 // own Node process, which drives both and prints the logs). CPU time is read per process.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -79,7 +79,14 @@ export function writeLocalConfig(file = "wrangler.local.toml", transform = (s) =
     if (!skip) lines.push(line);
   }
   const out = path.join(ROOT, file);
-  writeFileSync(out, transform(lines.join("\n")));
+  const text = transform(lines.join("\n"));
+  // A running `wrangler dev` watches its config: rewriting it in place can let it reload from a
+  // half-written (empty) file and exit ("Missing entry-point"). Unchanged: not written; else
+  // written whole beside it and renamed over it.
+  if (!existsSync(out) || readFileSync(out, "utf8") !== text) {
+    writeFileSync(`${out}.tmp`, text);
+    renameSync(`${out}.tmp`, out);
+  }
   return out;
 }
 

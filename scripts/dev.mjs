@@ -70,7 +70,10 @@ function writeLocalConfig() {
     return !skip;
   });
   const note = "# Written by scripts/dev.mjs from wrangler.toml at each start and change: edit wrangler.toml instead.\n";
-  fs.writeFileSync(LOCAL_CONFIG, note + lines.join("\n"));
+  // Written whole beside it and renamed over it: the running wrangler watches this file, and
+  // reading it half-written (empty) would make it exit with "Missing entry-point".
+  fs.writeFileSync(`${LOCAL_CONFIG}.tmp`, note + lines.join("\n"));
+  fs.renameSync(`${LOCAL_CONFIG}.tmp`, LOCAL_CONFIG);
 }
 
 /** Makes wrangler load its config again, and with it the vars files. */

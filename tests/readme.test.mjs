@@ -276,3 +276,23 @@ test("the usage example: what the key spent today and this month (wrangler dev r
     fs.writeFileSync(vars, original);
   }
 });
+
+test("every file and directory the README names exists (paths in backticks and the module map)", () => {
+  const named = [...README.matchAll(/`((?:src|tests|bench|scripts|worker|public|\.ci)\/[^`\s]*)`/g)].map((m) => m[1]);
+  const map = one(fenced("").filter((b) => b.startsWith("src/lib.rs")), "module map (the block that starts with src/lib.rs)");
+  let parent = "";
+  for (const line of map.split("\n")) {
+    // `path   what it is` at the left, `  name, name   what` under a directory; deeper lines continue a description.
+    const m = line.match(/^( {0,2})(\S+(?:, \S+)*)(?: {2,}|$)/);
+    if (!m) continue;
+    if (m[1] === "") {
+      named.push(m[2]);
+      if (m[2].endsWith("/")) parent = m[2];
+    } else {
+      for (const name of m[2].split(", ")) if (!name.includes("*")) named.push(parent + name);
+    }
+  }
+  assert.ok(named.length > 30, `found ${named.length} paths`);
+  const missing = named.filter((p) => !fs.existsSync(path.join(ROOT, p)));
+  assert.deepEqual(missing, [], "paths named in README.md that do not exist");
+});

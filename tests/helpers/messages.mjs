@@ -1,5 +1,6 @@
-// Raw HTTP helpers for the Anthropic Messages API (tests/messages.test.mjs).
+// Raw HTTP helpers and the test ensembles for the Anthropic Messages API (tests/messages*.test.mjs).
 import assert from "node:assert/strict";
+import { mockModel } from "./worker.mjs";
 
 export function post(url, body, headers = {}, signal = undefined, path = "/v1/messages") {
   return fetch(`${url}${path}`, {
@@ -39,4 +40,33 @@ export async function bothModes(url, model, extra = {}) {
   assert.equal(r2.status, 200);
   assert.match(r2.headers.get("content-type"), /^text\/event-stream/);
   return { nonStream, ...events(await r2.text()) };
+}
+
+/** The ensembles tests/messages.test.mjs and tests/messages-faults.test.mjs use, on `mock`. */
+export function messagesConfig(mock) {
+  const m = (name, extra) => mockModel(mock, name, extra);
+  const e = (panel, summary, policy = {}) => ({ panel: panel.map((p) => (typeof p === "string" ? m(p) : p)), summary, ...policy });
+  return {
+    default_ensemble: "council",
+    ensembles: {
+      council: e(["c-a", "c-b"], m("c-s")),
+      private: e(["pv-a"], m("pv-s")),
+      tools: e(["tl-p"], m("tl-s")),
+      mixed: e(["mx-o", { provider: "anthropic", endpoint: `${mock.url}/v1`, model: "mx-a" }], m("mx-s")),
+      timeout: e([m("t-slow", { timeout_ms: 300, max_retries: 0 }), "t-ok"], m("t-s")),
+      allfail: e([m("af-1", { timeout_ms: 300 }), m("af-2", { max_retries: 0 })], m("af-s")),
+      stream: e(["st-p"], m("st-s")),
+      fallback: e(["fb-p"], [m("fb-s1", { max_retries: 0 }), m("fb-s2")]),
+      ceiling: e(["cl-p"], m("cl-s"), { request_timeout_ms: 1000 }),
+      disconnect: e(["dc-p"], m("dc-s")),
+      disconnect2: e(["dc2-p"], m("dc2-s"), { keep_alive_ms: 300 }),
+      keepalive: e(["ka-p"], m("ka-s"), { keep_alive_ms: 200 }),
+      progress: e(["pg-1", "pg-2"], m("pg-s")),
+      stall: e(["sl-p"], m("sl-s", { timeout_ms: 400 })),
+      quorum: e(["q-1", "q-2", "q-3"], m("q-s"), { quorum: 2 }),
+      paneltimeout: e(["pt-fast", "pt-slow"], m("pt-s"), { panel_timeout_ms: 500 }),
+      minpanel: e(["mp-1", m("mp-2", { max_retries: 0 })], m("mp-s"), { min_panel: 2 }),
+      best: e(["bp-1", "bp-2"], m("bp-s", { max_retries: 0 }), { on_summary_failure: "best_panel_answer" }),
+    },
+  };
 }
