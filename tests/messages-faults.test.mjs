@@ -5,26 +5,16 @@
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
-import { startMockUpstream } from "./helpers/mock-upstream.mjs";
-import { startWorker } from "./helpers/worker.mjs";
-import { post, events, streamText, delta, bothModes, messagesConfig } from "./helpers/messages.mjs";
+import { post, events, streamText, delta, bothModes, messagesWorld } from "./helpers/messages.mjs";
 
 const both = (model, extra) => bothModes(w.url, model, extra);
 
-let mock, w, client;
+let mock, w, client, close;
 const user = (content) => [{ role: "user", content }];
 
-before(async () => {
-  mock = await startMockUpstream();
-  w = await startWorker({ config: messagesConfig(mock) });
-  client = new Anthropic({ apiKey: "unused", baseURL: w.url, maxRetries: 0 });
-});
-after(async () => {
-  await w?.close();
-  await mock?.close();
-});
+before(async () => ({ mock, w, client, close } = await messagesWorld()));
+after(() => close?.());
 beforeEach(() => mock.reset());
-
 
 test("a panel model slower than its timeout: a degraded answer in both modes", async () => {
   mock.set("t-slow", { delayMs: 3000 });

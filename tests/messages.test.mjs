@@ -7,26 +7,18 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import Anthropic from "@anthropic-ai/sdk";
-import { startMockUpstream } from "./helpers/mock-upstream.mjs";
 import { startWorker, mockModel, postChat } from "./helpers/worker.mjs";
-import { post, events, streamText, delta, bothModes, messagesConfig } from "./helpers/messages.mjs";
+import { post, events, streamText, delta, bothModes, messagesConfig, messagesWorld } from "./helpers/messages.mjs";
 import { venvPython } from "./helpers/dev-server.mjs";
 
 const both = (model, extra) => bothModes(w.url, model, extra);
 
-let mock, w, client;
+let mock, w, client, close;
 const user = (content) => [{ role: "user", content }];
 const ANSWER = "The sky scatters blue light most.";
 
-before(async () => {
-  mock = await startMockUpstream();
-  w = await startWorker({ config: messagesConfig(mock) });
-  client = new Anthropic({ apiKey: "unused", baseURL: w.url, maxRetries: 0 });
-});
-after(async () => {
-  await w?.close();
-  await mock?.close();
-});
+before(async () => ({ mock, w, client, close } = await messagesWorld()));
+after(() => close?.());
 beforeEach(() => mock.reset());
 
 // ---- the official SDK

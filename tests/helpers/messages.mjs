@@ -1,6 +1,8 @@
 // Raw HTTP helpers and the test ensembles for the Anthropic Messages API (tests/messages*.test.mjs).
 import assert from "node:assert/strict";
-import { mockModel } from "./worker.mjs";
+import Anthropic from "@anthropic-ai/sdk";
+import { startMockUpstream } from "./mock-upstream.mjs";
+import { mockModel, startWorker } from "./worker.mjs";
 
 export function post(url, body, headers = {}, signal = undefined, path = "/v1/messages") {
   return fetch(`${url}${path}`, {
@@ -69,4 +71,16 @@ export function messagesConfig(mock) {
       best: e(["bp-1", "bp-2"], m("bp-s", { max_retries: 0 }), { on_summary_failure: "best_panel_answer" }),
     },
   };
+}
+
+/** The mock upstream, the worker on `messagesConfig` and an SDK client for it; `close()` stops both. */
+export async function messagesWorld() {
+  const mock = await startMockUpstream();
+  const w = await startWorker({ config: messagesConfig(mock) });
+  const client = new Anthropic({ apiKey: "unused", baseURL: w.url, maxRetries: 0 });
+  const close = async () => {
+    await w.close();
+    await mock.close();
+  };
+  return { mock, w, client, close };
 }
