@@ -9,8 +9,8 @@
 // latency, time to first byte, workerd CPU per request). `node bench/budget.mjs`
 // after `npm run build`; BENCH_QUICK=1 for a short run. Not part of `npm test`.
 import http from "node:http";
-import { Miniflare, NoOpLog } from "miniflare";
-import { COMPAT_DATE, cpuMs, nowNs, percentile, sleep, startMock } from "./lib.mjs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpuMs, nowNs, percentile, sleep, startMock, startWorkerd } from "./lib.mjs";
 
 process.chdir(new URL("..", import.meta.url).pathname);
 const QUICK = process.env.BENCH_QUICK === "1";
@@ -30,40 +30,13 @@ const keys = [
   { key: "bench-key-plain", name: "plain" },
   { key: "bench-key-budget", name: "budget", budget: { usd_per_day: 1e9, usd_per_month: 1e9, tokens_per_day: 1e15 } },
 ];
-const before = new Set();
-const mf = new Miniflare({
-  modules: true,
+const w = await startWorkerd({
   scriptPath: "worker/entry.mjs",
-  modulesRoot: ".",
-  modulesRules: [
-    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-    { type: "CompiledWasm", include: ["**/*.wasm"] },
-  ],
-  compatibilityDate: COMPAT_DATE,
   bindings: { N1_CONFIG: JSON.stringify(config), N1_API_KEYS: JSON.stringify(keys), N1_ALLOW_ANONYMOUS: "true", N1_ALLOW_INSECURE_UPSTREAMS: "true" },
   durableObjects: { N1_BUDGET: { className: "N1Budget", useSQLite: true } },
-  host: "127.0.0.1",
-  port: 0,
-  cf: false,
-  log: new NoOpLog(),
-  handleRuntimeStdio(stdout, stderr) {
-    stdout.resume();
-    stderr.resume();
-  },
 });
-const url = `${(await mf.ready).href.replace(/\/$/, "")}/v1/chat/completions`;
-const { readdirSync, readFileSync, writeFileSync } = await import("node:fs");
-const pid = readdirSync("/proc")
-  .filter((p) => /^\d+$/.test(p))
-  .map(Number)
-  .find((p) => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-      return stat.includes("(workerd") && Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid && !before.has(p);
-    } catch {
-      return false;
-    }
-  });
+const url = `${w.url}/v1/chat/completions`;
+const pid = w.pid;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 function post(body, headers) {
@@ -116,7 +89,7 @@ await round("zero", false, N.zero, 0);
 await round("zero", true, N.zero, 0);
 await round("lat", false, N.lat, 400);
 await round("lat", true, N.lat, 400 + 199 * 2);
-await mf.dispose();
+await w.close();
 await mock.close();
 
 const f = (x, d = 2) => x.toFixed(d);

@@ -79,9 +79,10 @@ function workerdChildren() {
 
 /**
  * Start a module worker in its own workerd (one process per worker, so its CPU can be
- * read on its own). `scriptPath` is the release build (N-1) or the reference worker.
+ * read on its own). `scriptPath` is the release build (N-1) or the reference worker;
+ * `durableObjects` as Miniflare takes them (bench/budget.mjs binds N-1's budget object).
  */
-export async function startWorkerd({ scriptPath, bindings, inspectorPort, modules = true }) {
+export async function startWorkerd({ scriptPath, bindings, inspectorPort, modules = true, durableObjects }) {
   const before = workerdChildren();
   const t0 = nowNs();
   const mf = new Miniflare({
@@ -101,6 +102,7 @@ export async function startWorkerd({ scriptPath, bindings, inspectorPort, module
     compatibilityDate: COMPAT_DATE,
     compatibilityFlags: COMPAT_FLAGS,
     bindings,
+    ...(durableObjects ? { durableObjects } : {}),
     host: "127.0.0.1",
     port: 0,
     cf: false,
