@@ -41,20 +41,18 @@ fn not_found(id: &str) -> N1Error {
     }
 }
 
-/// A stored response, if `owner` made it.
-async fn stored(kv: &worker::wasm_bindgen::JsValue, id: &str, owner: &str) -> Result<Value, N1Error> {
+/// A stored response, if there is one and `owner` made it (for anyone else it
+/// does not exist); each caller says "not found" in its own way.
+async fn stored(kv: &worker::wasm_bindgen::JsValue, id: &str, owner: &str) -> Result<Option<Value>, N1Error> {
     let text = kv::get(kv, id).await.map_err(|_| N1Error::Internal("reading the N1_STORE KV namespace failed".into()))?;
-    let stored: Value = text.and_then(|t| serde_json::from_str(&t).ok()).ok_or_else(|| not_found(id))?;
-    if stored.get("owner").and_then(Value::as_str) != Some(owner) {
-        return Err(not_found(id));
-    }
-    Ok(stored)
+    let stored: Option<Value> = text.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(stored.filter(|s| s.get("owner").and_then(Value::as_str) == Some(owner)))
 }
 
 /// The conversation of a stored response, if `owner` made it.
 pub async fn load(env: &Env, id: &str, owner: &str) -> Result<Vec<Message>, N1Error> {
     let kv = kv::namespace(env, BINDING).ok_or_else(|| no_store(Some("previous_response_id")))?;
-    let mut stored = stored(&kv, id, owner).await?;
+    let mut stored = stored(&kv, id, owner).await?.ok_or_else(|| not_found(id))?;
     decode_messages(stored.get_mut("messages").map(Value::take)).map_err(|_| not_found(id))
 }
 
@@ -62,19 +60,15 @@ pub async fn load(env: &Env, id: &str, owner: &str) -> Result<Vec<Message>, N1Er
 /// the key that made it only.
 pub async fn respond(env: &Env, method: &str, id: &str, owner: &str) -> Result<worker::Response, N1Error> {
     let kv = kv::namespace(env, BINDING).ok_or_else(|| no_store(None))?;
-    let stored = stored(&kv, id, owner).await.map_err(|e| match e {
-        N1Error::InvalidRequest { .. } => N1Error::ResponseNotFound(id.to_owned()),
-        e => e,
-    })?;
+    let missing = || N1Error::ResponseNotFound(id.to_owned());
+    let stored = stored(&kv, id, owner).await?.ok_or_else(missing)?;
     if method == "DELETE" {
         kv::delete(&kv, id).await.map_err(|_| N1Error::Internal("deleting from the N1_STORE KV namespace failed".into()))?;
         let body = serde_json::to_vec(&Deleted { id, object: "response", deleted: true }).unwrap_or_default();
         return Ok(super::http::json(200, body));
     }
-    match stored.get("response") {
-        Some(r) => Ok(super::http::json(200, serde_json::to_vec(r).unwrap_or_default())),
-        None => Err(N1Error::ResponseNotFound(id.to_owned())),
-    }
+    let response = stored.get("response").ok_or_else(missing)?;
+    Ok(super::http::json(200, serde_json::to_vec(response).unwrap_or_default()))
 }
 
 #[derive(Serialize)]
