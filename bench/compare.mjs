@@ -22,7 +22,7 @@ const builds = process.argv.slice(2).map((a) => {
     script = path.resolve(dir, extra.entry);
   } else if (extra.raw !== "1") {
     script = path.resolve(dir, "entry.mjs");
-    writeFileSync(script, readFileSync("worker/entry.mjs", "utf8").replace('"../build/index.js"', '"./index.js"'));
+    writeFileSync(script, readFileSync("worker/entry.mjs", "utf8").replaceAll('"../build/index.js"', '"./index.js"'));
   }
   delete extra.raw;
   delete extra.entry;

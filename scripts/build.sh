@@ -35,8 +35,10 @@ rm -f "$stamp"
 # --low-memory-unused: Rust's linker puts the stack first (its bottom at
 # 1 MiB) and the data after it, so the first 1 KiB of memory is never
 # addressed; binaryen may then fold address offsets (-1 KiB gzipped).
+# Then --gufa: whole-program inference of the values that reach each
+# place, which lets -Oz drop more dead code (-1 KiB gzipped).
 features=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue reference-types exception-handling)
 names=--strip-debug
 [ "${N1_KEEP_NAMES:-}" = 1 ] && names=--debuginfo
-"$WASM_OPT_BIN" build/index_bg.wasm -Oz --low-memory-unused "$names" --strip-producers "${features[@]/#/--enable-}" -o build/index_bg.wasm
+"$WASM_OPT_BIN" build/index_bg.wasm -Oz --gufa -Oz --low-memory-unused "$names" --strip-producers "${features[@]/#/--enable-}" -o build/index_bg.wasm
 echo "$inputs" > "$stamp"

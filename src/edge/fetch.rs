@@ -9,17 +9,17 @@
 
 use std::cell::RefCell;
 use std::pin::Pin;
-use std::time::Duration;
 
 use futures::future::{select, Either};
 use futures::stream::Stream;
 use worker::web_sys::AbortController;
-use worker::{web_sys, Delay};
+use worker::web_sys;
 
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use super::env::Keys;
+use super::timers::Timers;
 use crate::core::config::{ModelSpec, Provider};
 use crate::core::cost::Meter;
 use crate::core::ensemble::{retry, Runtime};
@@ -31,6 +31,7 @@ pub struct FetchRuntime {
     keys: Keys,
     secrets: Secrets,
     open: RefCell<Vec<AbortController>>,
+    timers: Timers,
     /// The Workers AI binding, when the worker has one.
     ai: Option<JsValue>,
     /// Every call of the request, for costs, budgets and metrics.
@@ -41,7 +42,7 @@ type Body = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>>>>;
 
 impl FetchRuntime {
     pub fn new(keys: Keys, secrets: Secrets, ai: Option<JsValue>) -> Self {
-        FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()), ai, meter: Meter::default() }
+        FetchRuntime { keys, secrets, open: RefCell::new(Vec::new()), timers: Timers::new(), ai, meter: Meter::default() }
     }
 
     fn failure(&self, m: &ModelSpec, status: Option<u16>, kind: FailureKind, reason: &str) -> Failure {
@@ -101,8 +102,8 @@ impl FetchRuntime {
     }
 
     /// Run `work` within `timeout_ms`; on expiry its fetch is aborted.
-    /// (A Rust timer around the attempt: AbortSignal.timeout + AbortSignal.any
-    /// on the fetch measured slower.)
+    /// (A wait on the request's timers around the attempt: AbortSignal.timeout
+    /// + AbortSignal.any on the fetch measured slower.)
     async fn timed<T>(
         &self,
         m: &ModelSpec,
@@ -111,7 +112,7 @@ impl FetchRuntime {
         work: impl std::future::Future<Output = Result<T, Failure>>,
     ) -> Result<T, Failure> {
         let work = Box::pin(work);
-        let timer = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+        let timer = self.timers.sleep(timeout_ms);
         match select(work, timer).await {
             Either::Left((r, _)) => r,
             Either::Right(_) => {
@@ -160,6 +161,17 @@ fn js_error(e: &JsValue) -> String {
     }
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `{ done, value }` from `reader.read()`, read with property getters
+    /// (no property-name strings passed from Wasm per read).
+    type ReadResult;
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadResult) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadResult) -> JsValue;
+}
+
 /// A response body as a stream of byte chunks, read with the stream's own
 /// reader: `reader.read()` per chunk and nothing else (no `releaseLock` after
 /// each read, which costs workerd more than the read).
@@ -188,13 +200,12 @@ impl Stream for JsBody {
         let read = this.pending.get_or_insert_with(|| JsFuture::from(this.reader.read()));
         let result = futures::ready!(Pin::new(read).poll(cx));
         this.pending = None;
-        let get = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-        Poll::Ready(match result {
-            Ok(r) if get(&r, "done").is_truthy() => {
+        Poll::Ready(match result.map(JsCast::unchecked_into::<ReadResult>) {
+            Ok(r) if r.done() => {
                 this.done = true;
                 None
             }
-            Ok(r) => Some(Ok(js_sys::Uint8Array::new(&get(&r, "value")).to_vec())),
+            Ok(r) => Some(Ok(js_sys::Uint8Array::new(&r.value()).to_vec())),
             Err(e) => {
                 this.done = true;
                 Some(Err(js_error(&e)))
@@ -230,7 +241,7 @@ impl Runtime for FetchRuntime {
     }
 
     async fn sleep(&self, ms: u64) {
-        Delay::from(Duration::from_millis(ms)).await
+        self.timers.sleep(ms).await
     }
 
     fn random(&self) -> f64 {

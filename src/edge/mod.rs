@@ -18,6 +18,7 @@ mod metrics;
 mod models;
 mod serve;
 mod store;
+mod timers;
 
 use worker::{console_log, event, js_sys, web_sys::Request, Context, Env, Response, Result};
 
@@ -97,11 +98,19 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             who
         );
         ctx.wait_until(async move {
-            worker::Delay::from(std::time::Duration::ZERO).await;
+            let _ = wasm_bindgen_futures::JsFuture::from(scheduler_wait(0.0)).await;
             console_log!("{line}");
         });
     }
     Ok(resp)
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `scheduler.wait(ms)`: a promise for a later turn of the event loop
+    /// (workerd's own timer, with no Wasm closure behind it).
+    #[wasm_bindgen(js_namespace = scheduler, js_name = wait)]
+    fn scheduler_wait(ms: f64) -> js_sys::Promise;
 }
 
 enum Route<'a> {

@@ -68,10 +68,12 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         // Settled whatever the outcome (failed calls cost too), dispatched before the reply leaves.
         let outcome = result.as_ref().err().map_or("ok", |e| e.code().unwrap_or("error"));
         let stat = metrics::Request { ensemble: &ens.name, dialect: dialect.name(), stream: false, outcome, key: &key, started_ms: started };
-        let done = JsFuture::from(account_for(env, account.as_ref(), &rt, &stat));
-        ctx.wait_until(async move {
-            let _ = done.await;
-        });
+        if let Some(done) = account_for(env, account.as_ref(), &rt, &stat) {
+            let done = JsFuture::from(done);
+            ctx.wait_until(async move {
+                let _ = done.await;
+            });
+        }
         let answer = result?;
         let reply = dialect.reply(&ids, &request, &answer);
         if request.store {
@@ -129,7 +131,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         // Settled however the stream ended (cut, failed, or the client left).
         let outcome = if finished { "ok" } else { "incomplete" };
         let stat = metrics::Request { ensemble: &name, dialect: dialect.name(), stream: true, outcome, key: &key, started_ms: started };
-        let done = JsFuture::from(account_for(&env, account.as_ref(), &rt, &stat));
+        let done = account_for(&env, account.as_ref(), &rt, &stat).map(JsFuture::from);
         // Stored before the stream closes: a client that read it to its end can continue it.
         if let (true, Some(completion), Some((meta, usage))) = (finished, answer, ending) {
             // The object of the closing event, as a non-streaming reply would have it.
@@ -138,7 +140,9 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
             store::save(&env, &ids.id, &owner, request.messages.split_off(own_input), &answer.completion, &reply).await;
         }
         let _ = JsFuture::from(sink.writer.close()).await;
-        let _ = done.await;
+        if let Some(done) = done {
+            let _ = done.await;
+        }
     });
     Ok(resp)
 }
@@ -154,12 +158,13 @@ pub async fn count_tokens(req: Request, env: &Env, config: &Config, who: &Princi
 }
 
 /// Settle what the calls cost in the key's account and write the metrics:
-/// dispatched now; the promise resolves when both are done.
-fn account_for(env: &Env, account: Option<&Account>, rt: &FetchRuntime, stat: &metrics::Request) -> js_sys::Promise {
+/// dispatched now; the promise resolves when both are done (none when there
+/// is neither an account nor a metrics binding: nothing to wait for).
+fn account_for(env: &Env, account: Option<&Account>, rt: &FetchRuntime, stat: &metrics::Request) -> Option<js_sys::Promise> {
     let all = js_sys::Array::new();
     if let Some(settled) = account.and_then(|a| a.settle(&rt.meter.spend())) {
         all.push(&settled);
     }
     metrics::write(env, &rt.meter, stat, &all);
-    js_sys::Promise::all(&all)
+    (all.length() > 0).then(|| js_sys::Promise::all(&all))
 }
