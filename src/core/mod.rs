@@ -19,6 +19,7 @@ pub mod dialects;
 pub mod ensemble;
 pub mod error;
 pub mod events;
+pub mod json;
 pub mod providers;
 pub mod request;
 pub mod secrets;

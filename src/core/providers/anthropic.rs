@@ -6,8 +6,10 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::openai::upstream_error;
 use super::Call;
 use crate::core::events::{Completion, Emit, Event, Finish, ReasoningField, StreamError};
+use crate::core::json;
 use crate::core::request::{Content, Message, Part, Role, Tool, ToolCall, ToolChoice};
 use crate::core::usage::Usage;
 
@@ -139,7 +141,7 @@ pub fn body(call: &Call) -> String {
     if let Some(map) = body.as_object_mut() {
         map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    body.to_string()
+    json::text(&body)
 }
 
 fn assistant_blocks(m: &Message) -> Vec<Block<'_>> {
@@ -309,7 +311,7 @@ impl StreamState {
                 }
             }
             "message_stop" => self.finished = true,
-            "error" => return Err(StreamError::Upstream(serde_json::json!({ "error": ev.get("error") }).to_string())),
+            "error" => return Err(StreamError::Upstream(upstream_error(ev.get_mut("error").map(Value::take).unwrap_or_default()))),
             _ => {} // ping, content_block_stop, text and thinking block starts
         }
         Ok(())

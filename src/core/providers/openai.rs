@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::Call;
 use crate::core::events::{Completion, Emit, Event, Finish, ReasoningField, StreamError};
+use crate::core::json;
 use crate::core::request::{Tool, ToolCall, ToolChoice};
 use crate::core::usage::Usage;
 
@@ -203,7 +204,7 @@ fn tool_call(c: &Value) -> Option<ToolCall> {
     let f = c.get("function")?;
     let arguments = match f.get("arguments") {
         Some(Value::String(a)) => a.clone(),
-        Some(v) if !v.is_null() => v.to_string(),
+        Some(v) if !v.is_null() => json::text(v),
         _ => "{}".to_owned(),
     };
     Some(ToolCall::function(c.get("id").and_then(Value::as_str).unwrap_or(""), f.get("name")?.as_str()?, arguments))
@@ -212,8 +213,7 @@ fn tool_call(c: &Value) -> Option<ToolCall> {
 // ---- streams
 
 /// An OpenAI chunk stream: complete once it sent `finish_reason` or `[DONE]`.
-/// Each event is read as a JSON value, its strings moved (not copied) into the
-/// events: no serde derives, which cost far more Wasm than they save time.
+/// Each event is read by `typed`: the text borrowed from it, the rest skipped.
 #[derive(Default)]
 pub struct StreamState {
     finished: bool,
@@ -241,51 +241,231 @@ impl StreamState {
             self.done = true;
             return Ok(());
         }
-        let chunk: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
-        self.chunk(chunk, emit)
-    }
-
-    /// One event, already parsed (Workers AI's OpenAI-shaped streams come here too).
-    pub fn chunk(&mut self, mut chunk: Value, emit: Emit) -> Result<(), StreamError> {
-        if !chunk.is_object() {
+        let c: typed::Chunk = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
+        if !c.object {
             return Err(StreamError::Malformed("an event that is not a JSON object"));
         }
         // Some providers send `"error": null` on every chunk: only a value is an error.
-        if let Some(e) = chunk.get("error").filter(|e| !e.is_null()) {
-            return Err(StreamError::Upstream(serde_json::json!({ "error": e }).to_string()));
+        if let Some(e) = c.error {
+            return Err(StreamError::Upstream(upstream_error(e)));
         }
-        if let Some(u) = chunk.get("usage").and_then(Usage::from_json) {
+        if let Some(u) = c.usage.as_ref().and_then(Usage::from_json) {
             emit(Event::Usage(u));
         }
-        // One answer: the first choice (N-1 never asks for more).
-        let Some(choice) = chunk.get_mut("choices").and_then(|c| c.get_mut(0)) else { return Ok(()) };
-        if let Some(d) = choice.get_mut("delta").filter(|d| d.is_object()) {
-            if let Some(r) = take_str(d, "reasoning_content") {
-                emit(Event::Reasoning(ReasoningField::ReasoningContent, r));
-            }
-            if let Some(r) = take_str(d, "reasoning") {
-                emit(Event::Reasoning(ReasoningField::Reasoning, r));
-            }
-            if let Some(t) = take_str(d, "content").or_else(|| take_str(d, "refusal")) {
-                emit(Event::Text(t));
-            }
-            if let Some(Value::Array(calls)) = d.get_mut("tool_calls").map(Value::take) {
-                for mut c in calls {
-                    let index = c.get("index").and_then(Value::as_u64).unwrap_or(0) as u32;
-                    let id = take_str(&mut c, "id");
-                    let f = c.get_mut("function");
-                    let (name, arguments) = match f {
-                        Some(f) => (take_str(f, "name"), take_str(f, "arguments")),
-                        None => (None, None),
-                    };
-                    emit(Event::ToolCall { index, id, name, arguments: arguments.unwrap_or_default() });
-                }
-            }
+        let d = c.delta;
+        fn some(s: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+            s.filter(|s| !s.is_empty())
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(r) = some(d.reasoning_content) {
+            emit(Event::Reasoning(ReasoningField::ReasoningContent, r));
+        }
+        if let Some(r) = some(d.reasoning) {
+            emit(Event::Reasoning(ReasoningField::Reasoning, r));
+        }
+        if let Some(t) = some(d.content).or_else(|| some(d.refusal)) {
+            emit(Event::Text(t));
+        }
+        if let Some(Value::Array(calls)) = d.tool_calls {
+            tool_call_deltas(calls, emit);
+        }
+        if let Some(f) = c.finish {
             self.finished = true;
-            emit(Event::Finish(Finish::from_openai(f)));
+            emit(Event::Finish(Finish::from_openai(&f)));
         }
         Ok(())
+    }
+}
+
+/// `{"error": …}` as text: an error event, quoted in the failure.
+pub fn upstream_error(e: Value) -> String {
+    json::text(&json::object([("error", e)]))
+}
+
+/// `delta.tool_calls`: pieces of tool calls (rare enough to be read as values).
+fn tool_call_deltas(calls: Vec<Value>, emit: Emit) {
+    for mut c in calls {
+        let index = c.get("index").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let id = take_str(&mut c, "id");
+        let f = c.get_mut("function");
+        let (name, arguments) = match f {
+            Some(f) => (take_str(f, "name"), take_str(f, "arguments")),
+            None => (None, None),
+        };
+        emit(Event::ToolCall { index, id, name, arguments: arguments.unwrap_or_default() });
+    }
+}
+
+/// An OpenAI stream chunk with only what N-1 reads: the text fields borrowed
+/// from the event (copied only when the JSON string has escapes), everything
+/// else read through without being kept. Read as a `Value` would be: the
+/// same JSON is valid, a member of an unexpected type counts as absent, and a
+/// repeated one replaces the one before. Hand-written, not derived: derives and serde's
+/// "invalid type" errors cost Wasm bytes (its float formatting, 14 KiB gzipped).
+mod typed {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+
+    #[derive(Default)]
+    pub struct Chunk<'a> {
+        /// It was a JSON object.
+        pub object: bool,
+        /// A non-null `error`.
+        pub error: Option<Value>,
+        pub usage: Option<Value>,
+        /// The first choice's (N-1 never asks for more).
+        pub delta: Delta<'a>,
+        pub finish: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Default)]
+    pub struct Delta<'a> {
+        pub content: Option<Cow<'a, str>>,
+        pub refusal: Option<Cow<'a, str>>,
+        pub reasoning_content: Option<Cow<'a, str>>,
+        pub reasoning: Option<Cow<'a, str>>,
+        pub tool_calls: Option<Value>,
+    }
+
+    /// What is being read: one visitor for every part of a chunk (through
+    /// `deserialize_any`), so serde_json's code for it exists once.
+    enum Part<'c, 'a> {
+        Chunk(&'c mut Chunk<'a>),
+        Choices(&'c mut Chunk<'a>),
+        Choice(&'c mut Chunk<'a>),
+        Delta(&'c mut Delta<'a>),
+        /// A string (anything else: none).
+        Text(&'c mut Option<Cow<'a, str>>),
+        Key(&'c mut Cow<'a, str>),
+        /// Anything else: read through and dropped (with this same visitor,
+        /// rather than serde's `IgnoredAny`, whose code would be extra bytes).
+        Skip,
+    }
+
+    impl Part<'_, '_> {
+        /// A value that is not what this part is: skipped, and a text is then absent.
+        fn other(self) {
+            if let Part::Text(t) = self {
+                *t = None;
+            }
+        }
+    }
+
+    impl<'de> Visitor<'de> for Part<'_, 'de> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("JSON")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(mut self, mut m: A) -> Result<(), A::Error> {
+            if let Part::Chunk(c) = &mut self {
+                c.object = true;
+            }
+            if !matches!(self, Part::Chunk(_) | Part::Choice(_) | Part::Delta(_)) {
+                while m.next_key_seed(Part::Skip)?.is_some() {
+                    m.next_value_seed(Part::Skip)?;
+                }
+                self.other();
+                return Ok(());
+            }
+            let mut k = Cow::Borrowed("");
+            while m.next_key_seed(Part::Key(&mut k))?.is_some() {
+                match (&mut self, &*k) {
+                    (Part::Chunk(c), "error") => c.error = Some(m.next_value::<Value>()?).filter(|e| !e.is_null()),
+                    (Part::Chunk(c), "usage") => c.usage = Some(m.next_value()?),
+                    (Part::Chunk(c), "choices") => {
+                        (c.delta, c.finish) = Default::default();
+                        m.next_value_seed(Part::Choices(c))?
+                    }
+                    (Part::Choice(c), "delta") => {
+                        c.delta = Delta::default();
+                        m.next_value_seed(Part::Delta(&mut c.delta))?
+                    }
+                    (Part::Choice(c), "finish_reason") => m.next_value_seed(Part::Text(&mut c.finish))?,
+                    (Part::Delta(d), "content") => m.next_value_seed(Part::Text(&mut d.content))?,
+                    (Part::Delta(d), "refusal") => m.next_value_seed(Part::Text(&mut d.refusal))?,
+                    (Part::Delta(d), "reasoning_content") => m.next_value_seed(Part::Text(&mut d.reasoning_content))?,
+                    (Part::Delta(d), "reasoning") => m.next_value_seed(Part::Text(&mut d.reasoning))?,
+                    (Part::Delta(d), "tool_calls") => d.tool_calls = Some(m.next_value()?),
+                    _ => m.next_value_seed(Part::Skip)?,
+                }
+            }
+            Ok(())
+        }
+
+        /// `choices`: the first is read, the rest skipped.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+            match self {
+                Part::Choices(c) => {
+                    s.next_element_seed(Part::Choice(c))?;
+                }
+                other => other.other(),
+            }
+            while s.next_element_seed(Part::Skip)?.is_some() {}
+            Ok(())
+        }
+
+        fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<(), E> {
+            match self {
+                Part::Text(t) => *t = Some(Cow::Borrowed(v)),
+                Part::Key(k) => *k = Cow::Borrowed(v),
+                _ => {}
+            }
+            Ok(())
+        }
+
+        /// A string with escapes: copied.
+        fn visit_str<E: Error>(self, v: &str) -> Result<(), E> {
+            match self {
+                Part::Text(t) => *t = Some(Cow::Owned(v.to_owned())),
+                Part::Key(k) => *k = Cow::Owned(v.to_owned()),
+                _ => {}
+            }
+            Ok(())
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<(), E> {
+            self.other();
+            Ok(())
+        }
+
+        fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+            self.other();
+            Ok(())
+        }
+
+        fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+            self.other();
+            Ok(())
+        }
+
+        fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+            self.other();
+            Ok(())
+        }
+
+        fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+            self.other();
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Part<'_, 'de> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Chunk<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let mut c = Chunk::default();
+            d.deserialize_any(Part::Chunk(&mut c))?;
+            Ok(c)
+        }
     }
 }

@@ -13,6 +13,7 @@ use super::openai::{self, Tools};
 use super::Call;
 use crate::core::error::{Failure, FailureKind};
 use crate::core::events::{Completion, Emit, Event, Finish, StreamError};
+use crate::core::json;
 use crate::core::request::ToolCall;
 use crate::core::usage::Usage;
 
@@ -93,7 +94,7 @@ pub fn parse_reply(text: &str) -> Result<Completion, String> {
                 .filter_map(|(i, t)| {
                     let args = match t.get("arguments") {
                         Some(Value::String(s)) => s.clone(),
-                        Some(v) if !v.is_null() => v.to_string(),
+                        Some(v) if !v.is_null() => json::text(v),
                         _ => "{}".into(),
                     };
                     Some(ToolCall::function(format!("call_{i}"), t.get("name")?.as_str()?, args))
@@ -105,7 +106,7 @@ pub fn parse_reply(text: &str) -> Result<Completion, String> {
         Some(Value::String(s)) => s,
         Some(Value::Null) | None if tool_calls.is_empty() => return Err("Workers AI returned no response".into()),
         Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+        Some(other) => json::text(&other),
     };
     let finish = if tool_calls.is_empty() { Finish::Stop } else { Finish::ToolCalls };
     Ok(Completion { text, tool_calls, finish, usage: out.get("usage").and_then(Usage::from_json), ..Completion::default() })
@@ -140,7 +141,7 @@ impl StreamState {
         let mut ev: Value = serde_json::from_str(data).map_err(|_| StreamError::Malformed("an event that is not JSON"))?;
         // The 2026 models stream OpenAI chunks (or an OpenAI error): decided by the keys, not the text.
         if ev.get("choices").is_some() || ev.get("error").is_some_and(|e| !e.is_null()) {
-            return self.openai.insert(openai::StreamState::default()).chunk(ev, emit);
+            return self.openai.insert(openai::StreamState::default()).event(data, emit);
         }
         if let Some(u) = ev.get("usage").and_then(Usage::from_json) {
             self.usage = Some(u);

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::core::error::N1Error;
+use crate::core::json;
 use crate::core::request::{Content, Message, Params, Part, Request, Role, Tool, ToolCall, ToolChoice};
 
 #[derive(Clone, Copy)]
@@ -64,7 +65,7 @@ fn type_name(k: Kind) -> &'static str {
 
 /// A number as the client wrote it (no float formatting code in the build).
 fn num(v: &Value) -> String {
-    v.to_string()
+    json::text(v)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
@@ -266,7 +267,7 @@ fn decode_tool_call(c: Value) -> Option<ToolCall> {
     let arguments = match f.get("arguments") {
         Some(Value::String(a)) => a.clone(),
         None | Some(Value::Null) => "{}".to_owned(),
-        Some(other) => other.to_string(),
+        Some(other) => json::text(other),
     };
     Some(ToolCall::function(c.get("id")?.as_str()?, f.get("name")?.as_str()?, arguments))
 }

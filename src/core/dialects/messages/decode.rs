@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::core::dialects::chat::parse_json;
 use crate::core::error::N1Error;
+use crate::core::json;
 use crate::core::request::{Content, Message, Params, Part, Request, Role, Tool, ToolCall, ToolChoice};
 
 /// Why a message, block or tool is malformed: the end of the 400's message,
@@ -372,7 +373,7 @@ fn assistant(content: &Value, out: &mut Vec<Message>) -> Result<(), (Option<usiz
                         let (Some(id), Some(name)) = (str_of(b, "id"), str_of(b, "name")) else {
                             return Err((Some(j), "is a `tool_use` block without a string `id` and `name`."));
                         };
-                        let input = b.get("input").filter(|i| !i.is_null()).map_or_else(|| "{}".to_owned(), Value::to_string);
+                        let input = b.get("input").filter(|i| !i.is_null()).map_or_else(|| "{}".to_owned(), json::text);
                         tool_calls.push(ToolCall::function(id, name, input));
                     }
                     (None, _) => return Err((Some(j), NO_TYPE)),
@@ -468,7 +469,7 @@ pub fn count_tokens(req: &Request) -> u64 {
     for t in &req.params.tools {
         if let Tool::Function { name, description, parameters, .. } = t {
             chars += len(name) + len(description.as_deref().unwrap_or_default());
-            chars += parameters.as_ref().map_or(0, |p| len(&p.to_string()));
+            chars += parameters.as_ref().map_or(0, |p| len(&json::text(p)));
         }
     }
     chars.div_ceil(4) + images * IMAGE_TOKENS

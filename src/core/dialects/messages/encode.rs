@@ -14,6 +14,7 @@ use crate::core::dialects::{Encoder, ReplyIds};
 use crate::core::ensemble::report::{N1Meta, Progress};
 use crate::core::ensemble::Answer;
 use crate::core::error::N1Error;
+use crate::core::json;
 use crate::core::events::{Event, Finish};
 use crate::core::usage::Usage;
 
@@ -100,8 +101,7 @@ pub fn reply(ids: &ReplyIds, a: &Answer) -> Vec<u8> {
         out.extend_from_slice(b",\"name\":");
         json_str(&mut out, &call.function.name);
         out.extend_from_slice(b",\"input\":");
-        // Display, not a serializer into the Vec: that one is not in the build otherwise.
-        out.extend_from_slice(input(&call.function.arguments).to_string().as_bytes());
+        out.extend_from_slice(json::text(&input(&call.function.arguments)).as_bytes());
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"stop_reason\":\"");

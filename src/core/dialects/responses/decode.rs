@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::core::dialects::chat::{decode_part, parse_json};
 use crate::core::error::N1Error;
+use crate::core::json::{self, object};
 use crate::core::request::{Content, Message, Params, Part, Request, Role, Tool, ToolCall, ToolChoice};
 
 /// Fields of the request echoed in the response object.
@@ -97,7 +98,7 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
             if let Some(f) = f.as_object_mut() {
                 f.remove("type");
             }
-            p.response_format = Some(json!({"type": "json_schema", "json_schema": f}));
+            p.response_format = Some(object([("type", "json_schema".into()), ("json_schema", f)]));
         }
         _ => {}
     }
@@ -153,7 +154,7 @@ fn output_text(v: Option<Value>) -> String {
     match v {
         Some(Value::String(s)) => s,
         Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
-        Some(other) => other.to_string(),
+        Some(other) => json::text(&other),
         None => String::new(),
     }
 }
@@ -191,7 +192,7 @@ fn input_item(item: Value, i: usize, out: &mut Vec<Message>) -> Result<(), N1Err
         "function_call" | "custom_tool_call" => {
             let call_id = string("call_id")?;
             let name = string("name")?;
-            let arguments = if kind == "function_call" { string("arguments")? } else { json!({ "input": string("input")? }).to_string() };
+            let arguments = if kind == "function_call" { string("arguments")? } else { json::text(&object([("input", string("input")?.into())])) };
             let call = ToolCall::function(call_id, name, arguments);
             // Calls follow the assistant turn that made them (Chat Completions' shape).
             match out.last_mut() {
@@ -219,7 +220,7 @@ fn part(p: Value) -> Option<Part> {
         "input_file" => {
             let mut file = p.as_object()?.clone();
             file.remove("type");
-            Some(Part::Other(json!({"type": "file", "file": file})))
+            Some(Part::Other(object([("type", "file".into()), ("file", Value::Object(file))])))
         }
         _ => decode_part(p),
     }

@@ -177,6 +177,18 @@ fn reasoning_keeps_its_field_name() {
     assert_eq!(d.events, [Event::Reasoning(ReasoningField::Reasoning, "r1".into()), Event::Reasoning(ReasoningField::ReasoningContent, "r2".into())]);
 }
 
+/// The common chunk is read typed: its text is borrowed from the event, not
+/// copied out of a JSON tree (escapes need a copy); the rest is the same.
+#[test]
+fn plain_text_is_borrowed_from_the_event() {
+    let mut d = Provider::Openai.decoder();
+    let mut seen = Vec::new();
+    let wire = "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"plain\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n\
+                data: {\"choices\":[{\"delta\":{\"content\":\"line\\n\"}}]}\n\n";
+    d.push(wire.as_bytes(), &mut |e| seen.push(matches!(e, Event::Text(Cow::Borrowed(_))))).unwrap();
+    assert_eq!(seen, [true, false]);
+}
+
 #[test]
 fn each_corpus_event_decodes_as_specified() {
     for (data, want) in corpus() {
