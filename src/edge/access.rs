@@ -1,7 +1,9 @@
 //! Edge: who may call. Browser origins (CORS), client keys, rate limits; all
 //! decided before any upstream call is made.
 
-use worker::{js_sys, web_sys::Request, Env, Response};
+use worker::{js_sys, web_sys::Request, Env};
+
+use super::http::{self, Response};
 
 use super::env;
 use crate::core::auth::{self, AuthSetup, Principal};
@@ -33,15 +35,15 @@ pub fn check_origin(req: &Request, env: &Env) -> Result<Option<String>, N1Error>
 pub fn preflight(req: &Request, env: &Env) -> Response {
     match check_origin(req, env) {
         Ok(Some(origin)) => {
-            let resp = Response::empty().expect("empty response").with_status(204);
+            let resp = http::empty(204);
             let h = resp.headers();
             for (k, v) in CorsPolicy::preflight_headers(&origin, header(req, "access-control-request-headers").as_deref()) {
                 let _ = h.set(k, &v);
             }
             resp
         }
-        Ok(None) => Response::empty().expect("empty response").with_status(204),
-        Err(e) => super::http::error(crate::core::dialects::Dialect::Chat, &e),
+        Ok(None) => http::empty(204),
+        Err(e) => http::error(crate::core::dialects::Dialect::Chat, &e),
     }
 }
 

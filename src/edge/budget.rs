@@ -43,7 +43,7 @@ impl N1Budget {
             Ok(reply) => super::http::json(200, reply.into_bytes()),
             Err(_) => super::http::json(500, br#"[]"#.to_vec()),
         };
-        Ok(web_sys::Response::from(reply).into())
+        Ok(reply.into())
     }
 }
 
@@ -161,7 +161,7 @@ impl Account {
 }
 
 /// `GET /v1/n1/usage`: what the calling key spent today and this month.
-pub async fn usage(env: &Env, req: &web_sys::Request, who: &Principal) -> Result<worker::Response, N1Error> {
+pub async fn usage(env: &Env, req: &web_sys::Request, who: &Principal) -> Result<super::http::Response, N1Error> {
     let name = who.key_name().ok_or(N1Error::MissingKey)?;
     let account = Account::open(env, req, who)?
         .ok_or_else(|| N1Error::Config(format!("GET /v1/n1/usage needs the Durable Object binding {BINDING} (wrangler.toml)")))?;

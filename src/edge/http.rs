@@ -1,13 +1,43 @@
-//! Edge: turning our results into `worker::Response`s, and random ids.
+//! Edge: turning our results into responses, and random ids. Responses are
+//! the runtime's own `Response` objects built with `new Response(body, init)`:
+//! workers-rs' `Response` is converted to one anyway, at a measurable cost in
+//! CPU per request and in Wasm bytes.
 
-use worker::{Response, ResponseBuilder};
+use wasm_bindgen::JsValue;
+use worker::web_sys::{self, ReadableStream, ResponseInit};
+
+pub use web_sys::Response;
 
 use crate::core::dialects::Dialect;
 use crate::core::error::N1Error;
 
-/// A JSON response. Building one cannot fail for a valid status and ASCII headers.
+/// The init of a response: its status and headers (a plain object, which the
+/// runtime reads faster than a `Headers`).
+fn init(status: u16, headers: &[(&str, &str)]) -> ResponseInit {
+    let h = js_sys::Object::new();
+    for (k, v) in headers {
+        let _ = js_sys::Reflect::set(&h, &JsValue::from_str(k), &JsValue::from_str(v));
+    }
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&h);
+    init
+}
+
+/// A JSON response. (Only a status outside 200-599 makes `new Response` throw.)
 pub fn json(status: u16, body: Vec<u8>) -> Response {
-    ResponseBuilder::new().with_status(status).with_header("content-type", "application/json").expect("static header").fixed(body)
+    let body = js_sys::Uint8Array::from(body.as_slice());
+    Response::new_with_opt_buffer_source_and_init(Some(&body), &init(status, &[("content-type", "application/json")])).expect("a valid status")
+}
+
+/// A response without a body.
+pub fn empty(status: u16) -> Response {
+    Response::new_with_opt_str_and_init(None, &init(status, &[])).expect("a valid status")
+}
+
+/// A 200 whose body is this stream.
+pub fn stream(body: &ReadableStream, headers: &[(&str, &str)]) -> Response {
+    Response::new_with_opt_readable_stream_and_init(Some(body), &init(200, headers)).expect("a valid status")
 }
 
 /// The one place an `N1Error` becomes an HTTP response, in the dialect's error shape.

@@ -20,7 +20,9 @@ mod serve;
 mod store;
 mod timers;
 
-use worker::{console_log, event, js_sys, web_sys::Request, Context, Env, Response, Result};
+use worker::{console_log, event, js_sys, web_sys::Request, Context, Env};
+
+use http::Response;
 
 use crate::core::dialects::Dialect;
 use crate::core::error::N1Error;
@@ -47,7 +49,7 @@ fn start() {
 /// The raw `web_sys::Request`: workers-rs' wrapper would read `request.cf` (an
 /// object built per access) on every request.
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let started = js_sys::Date::now();
     let request_id = http::random_id("req_");
     let method = req.method();
@@ -87,13 +89,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // never headers, bodies or keys, only the key's name. Written on the next
     // turn of the event loop, after the reply has left: a log write costs the
     // reply ~0.1 ms when it comes first.
-    if resp.status_code() >= 400 || env::log_all_requests(&env) {
+    if resp.status() >= 400 || env::log_all_requests(&env) {
         let line = format!(
             "{} {} {} {} {}ms {}",
             request_id,
             method,
             path,
-            resp.status_code(),
+            resp.status(),
             (js_sys::Date::now() - started) as u64,
             who
         );

@@ -2,7 +2,7 @@
 //! model format.
 
 use serde::Serialize;
-use worker::Response;
+use super::http::Response;
 
 use super::http;
 use crate::core::auth::Principal;

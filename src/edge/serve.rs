@@ -7,14 +7,14 @@
 use std::rc::Rc;
 
 use wasm_bindgen_futures::JsFuture;
-use worker::{js_sys, web_sys::Request, Context, Env, Response, ResponseBuilder};
+use worker::{js_sys, web_sys::Request, Context, Env};
 
 use super::access::header;
 use super::body::{self, WriterSink};
 use super::budget::Account;
 use super::env::{self, Keys};
 use super::fetch::FetchRuntime;
-use super::http;
+use super::http::{self, Response};
 use super::metrics;
 use super::store;
 use crate::core::auth::Principal;
@@ -104,14 +104,10 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         return Err(N1Error::Internal("could not create a stream".into()));
     };
     let test_panic = env::flag(env, "N1_ENABLE_TEST_HOOKS") && header(&req, "x-n1-test-panic").as_deref() == Some("stream");
-    let resp = ResponseBuilder::new()
-        .with_status(200)
-        .with_header("content-type", "text/event-stream; charset=utf-8")
-        .and_then(|b| b.with_header("cache-control", "no-cache"))
-        .and_then(|b| b.with_header("x-accel-buffering", "no"))
-        .and_then(|b| b.with_header("x-n1-ensemble", &ens.name))
-        .map_err(|_| N1Error::Internal("could not build headers".into()))?
-        .stream(readable);
+    let resp = http::stream(
+        &readable,
+        &[("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache"), ("x-accel-buffering", "no"), ("x-n1-ensemble", &ens.name)],
+    );
     let name = ens.name.clone();
     let (env, owner) = (env.clone(), who.label.clone());
     ctx.wait_until(async move {

@@ -58,7 +58,7 @@ pub async fn load(env: &Env, id: &str, owner: &str) -> Result<Vec<Message>, N1Er
 
 /// `GET /v1/responses/{id}`: the response object; `DELETE`: forget it. For
 /// the key that made it only.
-pub async fn respond(env: &Env, method: &str, id: &str, owner: &str) -> Result<worker::Response, N1Error> {
+pub async fn respond(env: &Env, method: &str, id: &str, owner: &str) -> Result<super::http::Response, N1Error> {
     let kv = kv::namespace(env, BINDING).ok_or_else(|| no_store(None))?;
     let missing = || N1Error::ResponseNotFound(id.to_owned());
     let stored = stored(&kv, id, owner).await?.ok_or_else(missing)?;
