@@ -64,7 +64,7 @@ export const VARIANT_INFO = {
  * `n` rounds (each: one non-streaming and one streaming request per target). Port variants
  * need `portJs` (the port's worker.js). Returns per-target samples and CPU medians.
  */
-export async function compareDev({ mock, names, n, portJs, log = () => {}, warmup = 20 }) {
+export async function compareDev({ mock, names, n, portJs, log = () => {}, warmup = 20, steady = 0 }) {
   if (names.some((x) => x.startsWith("port")) && !(portJs && existsSync(portJs))) throw new Error("port variants need the port's worker.js (BENCH_PORT_JS)");
   const m = (spec, model) => ({ url: `${mock.url}/m/${spec}/v1/chat/completions`, model });
   const ens = {
@@ -249,76 +249,94 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
       },
     };
     const all = [direct, ...targets];
+    const warmUp = async (rounds) => {
+      for (let i = 0; i < rounds; i++) for (const t of all) for (const s of [false, true]) await t.req("zero", s);
+    };
     log(`warm-up (${warmup} rounds)`);
-    for (let i = 0; i < warmup; i++) for (const t of all) for (const s of [false, true]) await t.req("zero", s);
+    await warmUp(warmup);
     await refresh();
     const pids = (t) => (t.w ? { user: t.w.pid, proxy: t.w.proxyPid, node: t.w.nodePid } : {});
-    const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], errors: 0, cpu: { json: {}, stream: {} } }]));
-    // The CPU time of each process from one request of a target to its next request goes to the
-    // first request's mode (the worker's after-response work included).
-    const last = new Map();
-    const account = (t, mode) => {
-      const now = Object.fromEntries(Object.entries(pids(t)).map(([k, p]) => [k, cpuMs(p)]));
-      const prev = last.get(t.name);
-      if (prev) for (const k of Object.keys(now)) (res[t.name].cpu[prev.mode][k] ??= []).push(now[k] - prev.cpu[k]);
-      last.set(t.name, { mode, cpu: now });
-    };
-    log(`measuring: ${n} rounds over ${all.length} targets`);
-    // The mock records when each upstream call arrived and ended: where the time goes in a
-    // non-streaming request (before the first call, between the last panel answer and the
-    // summary call, after the summary's answer).
-    await mock.call("log", { on: true });
-    for (let i = 0; i < n; i++) {
-      const order = i % 2 ? [...all].reverse() : all;
-      for (const t of order) {
-        account(t, "json");
-        const r = await t.req("lat", false);
-        let ok = r.status === 200;
-        try {
-          ok &&= typeof JSON.parse(r.body.toString()).choices[0].message.content === "string";
-        } catch {
-          ok = false;
+    // One measurement: n interleaved rounds.
+    const measure = async () => {
+      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], errors: 0, cpu: { json: {}, stream: {} } }]));
+      // The CPU time of each process from one request of a target to its next request goes to the
+      // first request's mode (the worker's after-response work included).
+      const last = new Map();
+      const account = (t, mode) => {
+        const now = Object.fromEntries(Object.entries(pids(t)).map(([k, p]) => [k, cpuMs(p)]));
+        const prev = last.get(t.name);
+        if (prev) for (const k of Object.keys(now)) (res[t.name].cpu[prev.mode][k] ??= []).push(now[k] - prev.cpu[k]);
+        last.set(t.name, { mode, cpu: now });
+      };
+      log(`measuring: ${n} rounds over ${all.length} targets`);
+      // The mock records when each upstream call arrived and ended: where the time goes in a
+      // non-streaming request (before the first call, between the last panel answer and the
+      // summary call, after the summary's answer).
+      await mock.call("log", { on: true });
+      for (let i = 0; i < n; i++) {
+        const order = i % 2 ? [...all].reverse() : all;
+        for (const t of order) {
+          account(t, "json");
+          const r = await t.req("lat", false);
+          let ok = r.status === 200;
+          try {
+            ok &&= typeof JSON.parse(r.body.toString()).choices[0].message.content === "string";
+          } catch {
+            ok = false;
+          }
+          if (!ok) res[t.name].errors++;
+          res[t.name].json.push(ms(r.end - r.t0) - IDEAL);
+          const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
+          if (calls.length === PANEL_DELAYS.length + 1) {
+            const summary = calls.at(-1);
+            res[t.name].before.push(calls[0].start - ms(r.t0));
+            res[t.name].between.push(summary.start - Math.max(...calls.slice(0, -1).map((c) => c.end)));
+            res[t.name].after.push(ms(r.end) - summary.end);
+          }
+          await sleep(5);
         }
-        if (!ok) res[t.name].errors++;
-        res[t.name].json.push(ms(r.end - r.t0) - IDEAL);
-        const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
-        if (calls.length === PANEL_DELAYS.length + 1) {
-          const summary = calls.at(-1);
-          res[t.name].before.push(calls[0].start - ms(r.t0));
-          res[t.name].between.push(summary.start - Math.max(...calls.slice(0, -1).map((c) => c.end)));
-          res[t.name].after.push(ms(r.end) - summary.end);
+        await mock.call("log", { on: false });
+        for (const t of order) {
+          account(t, "stream");
+          const r = await t.req("lat", true, { stamps: true });
+          if (r.status !== 200 || r.chunks.length !== STREAM_CHUNKS) res[t.name].errors++;
+          if (r.chunks.length) res[t.name].first.push(ms(r.chunks[0][1] - r.t0) - IDEAL);
+          res[t.name].ttfb.push(ms(r.first - r.t0));
+          await sleep(5);
         }
-        await sleep(5);
+        await mock.call("log", { on: true });
+        if ((i + 1) % 10 === 0) log(`round ${i + 1}/${n}`);
       }
       await mock.call("log", { on: false });
-      for (const t of order) {
-        account(t, "stream");
-        const r = await t.req("lat", true, { stamps: true });
-        if (r.status !== 200 || r.chunks.length !== STREAM_CHUNKS) res[t.name].errors++;
-        if (r.chunks.length) res[t.name].first.push(ms(r.chunks[0][1] - r.t0) - IDEAL);
-        res[t.name].ttfb.push(ms(r.first - r.t0));
-        await sleep(5);
+      await sleep(200);
+      for (const t of all) account(t, "json");
+      const st = (v) => ({ p50: percentile(v, 50), p95: percentile(v, 95), n: v.length });
+      const out = { n, ideal: IDEAL, names: all.map((t) => t.name), by: {} };
+      for (const t of all) {
+        const o = res[t.name];
+        const cpu = (mode) => Object.fromEntries(Object.entries(o.cpu[mode]).map(([k, v]) => [k, median(v)]));
+        out.by[t.name] = {
+          json: st(o.json),
+          first: st(o.first),
+          ttfb: st(o.ttfb),
+          where: { before: median(o.before), between: median(o.between), after: median(o.after) },
+          errors: o.errors,
+          cpu: { json: cpu("json"), stream: cpu("stream") },
+        };
       }
-      await mock.call("log", { on: true });
-      if ((i + 1) % 10 === 0) log(`round ${i + 1}/${n}`);
+      return out;
+    };
+    // Early: a fresh session's first requests. V8 runs N-1's Wasm in its baseline tier at first and
+    // compiles the hot functions with its optimizing tier over the first few hundred requests (in a
+    // background thread); JavaScript gets there sooner. So each target is measured twice: after the
+    // short warm-up, and again after `steady` more rounds of quick requests.
+    const out = await measure();
+    if (steady > 0) {
+      log(`warm-up to a steady state (${steady} more rounds)`);
+      await warmUp(steady);
+      out.steady = { ...(await measure()), after: 2 * (warmup + steady + n) };
     }
-    await mock.call("log", { on: false });
-    await sleep(200);
-    for (const t of all) account(t, "json");
-    const st = (v) => ({ p50: percentile(v, 50), p95: percentile(v, 95), n: v.length });
-    const out = { n, ideal: IDEAL, names: all.map((t) => t.name), by: {} };
-    for (const t of all) {
-      const o = res[t.name];
-      const cpu = (mode) => Object.fromEntries(Object.entries(o.cpu[mode]).map(([k, v]) => [k, median(v)]));
-      out.by[t.name] = {
-        json: st(o.json),
-        first: st(o.first),
-        ttfb: st(o.ttfb),
-        where: { before: median(o.before), between: median(o.between), after: median(o.after) },
-        errors: o.errors,
-        cpu: { json: cpu("json"), stream: cpu("stream") },
-      };
-    }
+    out.after = 2 * warmup;
     return out;
   } finally {
     for (const t of targets) await t.w.close().catch(() => {});

@@ -57,6 +57,8 @@ export function report(R, errors) {
     "",
     "Each worker runs in its own workerd process (Miniflare, 127.0.0.1), the mock upstream in its own Node process (precomputed bodies; its CPU is reported). **N-1 − reference is our own cost.** Times in ms.",
     "",
+    `Before section 1 every target gets ${R.params.warmup ?? "?"} warm-up rounds of 4 quick requests: V8 runs Wasm in its baseline tier at first and compiles the hot functions with its optimizing tier over a worker's first few hundred requests (JavaScript gets there sooner), so sections 1-5 measure the steady state (section 6 measures both).`,
+    "",
   );
 
   const T = ["direct", "reference", "n1"];
@@ -221,7 +223,6 @@ function devSection(W) {
   const ratio = (a, b) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}×` : "n/a");
   const port = { mf: "port-mf", wd: "port-wd", api: "port-api" };
   const mode = (name) => name.split("-")[1];
-  const where = W.names.filter((x) => W.by[x].where && Number.isFinite(W.by[x].where.before));
   const label = {
     "n1-mf": "N-1, plain Miniflare",
     "port-mf": "port, plain Miniflare",
@@ -231,59 +232,75 @@ function devSection(W) {
     "port-api": "port, dev server with the inspector off",
     "n1-api-nokv": "N-1, inspector off, without the KV binding (no background config re-read)",
   };
-  const d = W.by.direct;
   L.push(
     ...howTo,
     "",
     `Port file in this run: ${W.port.lines} lines, sha256 \`${W.port.sha256.slice(0, 16)}…\`. Same ensemble as sections 1-2 (panel of 3 at ${PANEL_DELAYS.join("/")} ms, summary ${SUMMARY_DELAY} ms; streamed: ${DEV_CHUNKS} chunks 2 ms apart, stamped).`,
-    `${W.n} rounds, each a non-streaming and a streaming request to every target, interleaved (order reversed every other round). The direct client made the same calls itself: ` +
-      `its added latency over the ideal ${W.ideal} ms was ${f2(d.json.p50)} ms (p50) non-streaming and ${f2(d.first.p50)} ms to the first content.`,
     "**Added** = the target's time − the direct calls' time, at p50/p95 (non-streaming: whole reply; streaming: first content chunk of the summary, the port's placeholder chunk not counted). × port = N-1's added time ÷ the port's, run the same way.",
     "",
     "How each is run: *`wrangler dev`* is `wrangler dev --config <cfg> --ip 127.0.0.1 --port <free>` with `CLOUDFLARE_CF_FETCH_ENABLED=false` (N-1: `wrangler.local.toml`, written as `npm run dev` writes it, i.e. without `[ai]`, with its `[build]`, assets, KV and rate limiter; vars `N1_CONFIG`, `N1_ALLOW_ANONYMOUS`, `N1_ALLOW_INSECURE_UPSTREAMS` from `--env-file`). " +
       "*Inspector off* is the same config and vars through wrangler's own dev server API, `unstable_startWorker({ config, dev: { inspector: false, server } })`, as `npm run dev` runs N-1 (scripts/dev-server.mjs; here bench/wd-api-host.mjs). *Plain Miniflare* is how sections 1-5 run workers.",
     "",
-    "| target | non-streaming added p50 | p95 | × port (p50) | first content added p50 | p95 | × port (p50) | first byte p50 | CPU/request json: worker's workerd | wrangler's proxy workerd | wrangler's Node | CPU/stream: worker's workerd | proxy workerd | Node |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "Each target is measured twice: early in its session, and again at a steady state. V8 first runs Wasm in its baseline tier and compiles the hot functions with its optimizing tier " +
+      "in a background thread over the first few hundred requests (measured in plain Miniflare: N-1's CPU per request falls by half over its first ~500 requests, and that thread takes up to " +
+      "~1 ms per request meanwhile); JavaScript, the port's, gets there sooner. The early figures are what a fresh `wrangler dev` session's first requests see, the steady ones what it sees after.",
+    "",
   );
-  for (const name of W.names.filter((x) => x !== "direct")) {
-    const o = W.by[name];
-    const x = overDirect(W, name);
-    const px = name.startsWith("n1") && W.by[port[mode(name)]] ? overDirect(W, port[mode(name)]) : null;
-    const c = (m) => ["user", "proxy", "node"].map((k) => (o.cpu[m][k] === undefined ? "–" : f2(o.cpu[m][k]))).join(" | ");
+  const phase = (P, heading) => {
+    const d = P.by.direct;
+    const where = P.names.filter((x) => P.by[x].where && Number.isFinite(P.by[x].where.before));
     L.push(
-      `| ${label[name] ?? name} | ${f2(x.json.p50)} | ${f2(x.json.p95)} | ${px ? ratio(x.json.p50, px.json.p50) : ""} | ${f2(x.first.p50)} | ${f2(x.first.p95)} | ${px ? ratio(x.first.p50, px.first.p50) : ""} | ${f2(o.ttfb.p50)} | ${c("json")} | ${c("stream")} |`,
+      `### ${heading}`,
+      "",
+      `${P.n} rounds, each a non-streaming and a streaming request to every target, interleaved (order reversed every other round), after ${P.after} requests to each target. The direct client made the same calls itself: ` +
+        `its added latency over the ideal ${P.ideal} ms was ${f2(d.json.p50)} ms (p50) non-streaming and ${f2(d.first.p50)} ms to the first content.`,
+      "",
+      "| target | non-streaming added p50 | p95 | × port (p50) | first content added p50 | p95 | × port (p50) | first byte p50 | CPU/request json: worker's workerd | wrangler's proxy workerd | wrangler's Node | CPU/stream: worker's workerd | proxy workerd | Node |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     );
-  }
-  const key = (a, b, what) => {
-    if (!W.by[a] || !W.by[b]) return null;
-    const x = overDirect(W, a);
-    const y = overDirect(W, b);
-    return `- ${what}: non-streaming ${f2(x.json.p50)} vs ${f2(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f2(x.json.p50 - y.json.p50)} ms), first content ${f2(x.first.p50)} vs ${f2(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f2(x.first.p50 - y.first.p50)} ms).`;
+    for (const name of P.names.filter((x) => x !== "direct")) {
+      const o = P.by[name];
+      const x = overDirect(P, name);
+      const px = name.startsWith("n1") && P.by[port[mode(name)]] ? overDirect(P, port[mode(name)]) : null;
+      const c = (m) => ["user", "proxy", "node"].map((k) => (o.cpu[m][k] === undefined ? "–" : f2(o.cpu[m][k]))).join(" | ");
+      L.push(
+        `| ${label[name] ?? name} | ${f2(x.json.p50)} | ${f2(x.json.p95)} | ${px ? ratio(x.json.p50, px.json.p50) : ""} | ${f2(x.first.p50)} | ${f2(x.first.p95)} | ${px ? ratio(x.first.p50, px.first.p50) : ""} | ${f2(o.ttfb.p50)} | ${c("json")} | ${c("stream")} |`,
+      );
+    }
+    const key = (a, b, what) => {
+      if (!P.by[a] || !P.by[b]) return null;
+      const x = overDirect(P, a);
+      const y = overDirect(P, b);
+      return `- ${what}: non-streaming ${f2(x.json.p50)} vs ${f2(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f2(x.json.p50 - y.json.p50)} ms), first content ${f2(x.first.p50)} vs ${f2(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f2(x.first.p50 - y.first.p50)} ms).`;
+    };
+    if (where.length) {
+      L.push(
+        "",
+        "Where the non-streaming time goes (p50, ms, from the mock's arrival/finish times of each upstream call):",
+        "",
+        "| target | request → first upstream call | last panel answer → summary call | summary answer → reply |",
+        "|---|---|---|---|",
+        ...where.map((x) => `| ${label[x] ?? x} | ${f2(P.by[x].where.before)} | ${f2(P.by[x].where.between)} | ${f2(P.by[x].where.after)} |`),
+      );
+    }
+    L.push(
+      "",
+      "Added latency over the direct calls, p50, N-1 vs port (N-1's ÷ the port's):",
+      "",
+      ...[
+        key("n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`, as each project's users run them"),
+        key("n1-wd", "port-wd", "both under plain `wrangler dev`"),
+        key("n1-api-nokv", "port-wd", "N-1 with the inspector off and no KV config re-read vs the port under `wrangler dev`"),
+        key("n1-api", "port-api", "both with the inspector off"),
+        key("n1-mf", "port-mf", "both in plain Miniflare"),
+      ].filter(Boolean),
+      "",
+    );
   };
-  if (where.length) {
-    L.push(
-      "",
-      "Where the non-streaming time goes (p50, ms, from the mock's arrival/finish times of each upstream call):",
-      "",
-      "| target | request → first upstream call | last panel answer → summary call | summary answer → reply |",
-      "|---|---|---|---|",
-      ...where.map((x) => `| ${label[x] ?? x} | ${f2(W.by[x].where.before)} | ${f2(W.by[x].where.between)} | ${f2(W.by[x].where.after)} |`),
-    );
-  }
+  phase(W, "Early: a fresh session's first requests");
+  if (W.steady) phase(W.steady, "Steady state");
   L.push(
-    "",
     "CPU/request = median CPU time (all threads, /proc schedstat) of each process on the path from one request of that target to its next one: the workerd running the worker, wrangler's proxy workerd (proxy worker + inspector proxy worker) and wrangler's Node process (for plain Miniflare: the Node process hosting Miniflare).",
-    "",
-    "Added latency over the direct calls, p50, N-1 vs port (N-1's ÷ the port's):",
-    "",
-    ...[
-      key("n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`, as each project's users run them"),
-      key("n1-wd", "port-wd", "both under plain `wrangler dev`"),
-      key("n1-api-nokv", "port-wd", "N-1 with the inspector off and no KV config re-read vs the port under `wrangler dev`"),
-      key("n1-api", "port-api", "both with the inspector off"),
-      key("n1-mf", "port-mf", "both in plain Miniflare"),
-    ].filter(Boolean),
     "",
     "What makes `wrangler dev` slower, and the fix: see *The `wrangler dev` path (issue 12)* below (bench/NOTES.md); `node bench/devpath.mjs` runs every variant measured there.",
     "",
@@ -317,15 +334,19 @@ export function targetsCheck(R, errors) {
   }
   if (R.size) add("gzip bundle ≤ 200 KiB (issue 12)", `${f(R.size.gzipKiB)} KiB`, R.size.gzipKiB <= 200);
   const W = R.wranglerDev;
-  if (W?.names) {
+  for (const [P, when] of [
+    [W, "early in a session"],
+    [W?.steady, "steady state"],
+  ]) {
+    if (!P?.names) continue;
     for (const [a, b, what] of [
       ["n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`"],
       ["n1-wd", "port-wd", "both under plain `wrangler dev`"],
     ]) {
-      if (!W.by[a] || !W.by[b]) continue;
-      const x = overDirect(W, a);
-      const y = overDirect(W, b);
-      add(`${what}: N-1's added latency ≤ the port's, non-streaming p50 (issue 12)`, `${f(x.json.p50)} vs ${f(y.json.p50)} ms (${f(x.json.p50 / y.json.p50)}×)`, x.json.p50 <= y.json.p50);
+      if (!P.by[a] || !P.by[b]) continue;
+      const x = overDirect(P, a);
+      const y = overDirect(P, b);
+      add(`${what}, ${when}: N-1's added latency ≤ the port's, non-streaming p50 (issue 12)`, `${f(x.json.p50)} vs ${f(y.json.p50)} ms (${f(x.json.p50 / y.json.p50)}×)`, x.json.p50 <= y.json.p50);
       add(`… first streamed content p50`, `${f(x.first.p50)} vs ${f(y.first.p50)} ms (${f(x.first.p50 / y.first.p50)}×)`, x.first.p50 <= y.first.p50);
     }
   }

@@ -31,8 +31,8 @@ const OUT = process.env.BENCH_OUT ?? "BENCHMARKS.md";
 const on = (section) => !ONLY || ONLY.has(section);
 
 const P = QUICK
-  ? { latencyN: 20, streamN: 6, tputSeconds: 2, tputRounds: 1, scaleN: 10, coldN: 2, warmup: 20, devN: 8 }
-  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 60, devN: 30 };
+  ? { latencyN: 20, streamN: 6, tputSeconds: 2, tputRounds: 1, scaleN: 10, coldN: 2, warmup: 20, devN: 8, devSteady: 50 }
+  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 150, devN: 30, devSteady: 250 };
 const PORT_JS = process.env.BENCH_PORT_JS;
 // Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
 // wrangler's dev server with the inspector off (how `npm run dev` runs N-1).
@@ -453,9 +453,11 @@ async function main() {
         const text = readFileSync(PORT_JS);
         R.wranglerDev = {
           port: { sha256: createHash("sha256").update(text).digest("hex"), lines: text.toString().split("\n").length },
-          ...(await compareDev({ mock, names: DEV_VARIANTS, n: P.devN, portJs: PORT_JS, log: (...a) => log("6.", ...a) })),
+          ...(await compareDev({ mock, names: DEV_VARIANTS, n: P.devN, portJs: PORT_JS, steady: P.devSteady, log: (...a) => log("6.", ...a) })),
         };
-        for (const t of R.wranglerDev.names) if (R.wranglerDev.by[t].errors) errors[`dev:${t}`] = R.wranglerDev.by[t].errors;
+        for (const W of [R.wranglerDev, R.wranglerDev.steady].filter(Boolean)) {
+          for (const t of W.names) if (W.by[t].errors) errors[`dev:${t}`] = (errors[`dev:${t}`] ?? 0) + W.by[t].errors;
+        }
       }
     }
   } finally {
