@@ -235,10 +235,10 @@ function devSection(W) {
   L.push(
     ...howTo,
     "",
-    `Port file in this run: ${W.port.lines} lines, sha256 \`${W.port.sha256.slice(0, 16)}…\`. Same ensemble as sections 1-2 (panel of 3 at ${PANEL_DELAYS.join("/")} ms, summary ${SUMMARY_DELAY} ms; streamed: ${DEV_CHUNKS} chunks 2 ms apart, stamped).`,
+    `${W.date ? `Measured ${W.date}. ` : ""}Port file in this run: ${W.port.lines} lines, sha256 \`${W.port.sha256.slice(0, 16)}…\`. Same ensemble as sections 1-2 (panel of 3 at ${PANEL_DELAYS.join("/")} ms, summary ${SUMMARY_DELAY} ms; streamed: ${DEV_CHUNKS} chunks 2 ms apart, stamped).`,
     "**Added** = the target's time − the direct calls' time, at p50/p95 (non-streaming: whole reply; streaming: first content chunk of the summary, the port's placeholder chunk not counted). × port = N-1's added time ÷ the port's, run the same way.",
     "",
-    "How each is run: *`wrangler dev`* is `wrangler dev --config <cfg> --ip 127.0.0.1 --port <free>` with `CLOUDFLARE_CF_FETCH_ENABLED=false` (N-1: `wrangler.local.toml`, written as `npm run dev` writes it, i.e. without `[ai]`, with its `[build]`, assets, KV and rate limiter; vars `N1_CONFIG`, `N1_ALLOW_ANONYMOUS`, `N1_ALLOW_INSECURE_UPSTREAMS` from `--env-file`). " +
+    "How each is run: *`wrangler dev`* is `wrangler dev --config <cfg> --ip 127.0.0.1 --port <free>` with `CLOUDFLARE_CF_FETCH_ENABLED=false` (N-1: `wrangler.toml` as `npm run dev` writes it into `wrangler.local.toml`, i.e. without `[ai]`, with its `[build]`, assets, KV and rate limiter, the limiter's limit raised so that the bench's pace is not refused; vars `N1_CONFIG`, `N1_ALLOW_ANONYMOUS`, `N1_ALLOW_INSECURE_UPSTREAMS` from `--env-file`). " +
       "*Inspector off* is the same config and vars through wrangler's own dev server API, `unstable_startWorker({ config, dev: { inspector: false, server } })`, as `npm run dev` runs N-1 (scripts/dev-server.mjs; here bench/wd-api-host.mjs). *Plain Miniflare* is how sections 1-5 run workers.",
     "",
     "Each target is measured twice: early in its session, and again at a steady state. V8 first runs Wasm in its baseline tier and compiles the hot functions with its optimizing tier " +

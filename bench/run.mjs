@@ -452,6 +452,7 @@ async function main() {
         await ref.close();
         const text = readFileSync(PORT_JS);
         R.wranglerDev = {
+          date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
           port: { sha256: createHash("sha256").update(text).digest("hex"), lines: text.toString().split("\n").length },
           ...(await compareDev({ mock, names: DEV_VARIANTS, n: P.devN, portJs: PORT_JS, steady: P.devSteady, log: (...a) => log("6.", ...a) })),
         };
