@@ -19,9 +19,10 @@ use worker::web_sys;
 #[derive(Default)]
 struct State {
     next_id: u32,
-    /// Waits not yet over; `None` as the waker once it is.
+    /// Every wait not yet dropped: its id, when it is due, and its waker
+    /// (`None` once it is over).
     waits: Vec<(u32, f64, Option<Waker>)>,
-    /// When the JavaScript timer fires (infinite: none armed), and its handle.
+    /// When the armed JavaScript timer fires, and its handle.
     armed: Option<(f64, i32)>,
     callback: Option<Closure<dyn FnMut()>>,
 }
@@ -43,7 +44,7 @@ fn now() -> f64 {
     js_sys::Date::now()
 }
 
-#[derive(Clone)]
+/// A request's timers (held by its `FetchRuntime`).
 pub struct Timers(Rc<RefCell<State>>);
 
 impl Timers {
