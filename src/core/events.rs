@@ -165,6 +165,11 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// An error event's `error` member, kept as the text `{"error": …}`.
+    pub fn upstream(error: serde_json::Value) -> StreamError {
+        StreamError::Upstream(crate::core::json::text(&crate::core::json::object([("error", error)])))
+    }
+
     /// A client-facing message about the stream of `who` (`"summary model"`);
     /// `reason` is the upstream's error, already scrubbed.
     pub fn message(&self, who: &str, reason: Option<&str>) -> String {

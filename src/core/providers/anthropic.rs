@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::openai::upstream_error;
 use super::Call;
 use crate::core::events::{Completion, Emit, Event, Finish, ReasoningField, StreamError};
 use crate::core::json;
@@ -311,7 +310,7 @@ impl StreamState {
                 }
             }
             "message_stop" => self.finished = true,
-            "error" => return Err(StreamError::Upstream(upstream_error(ev.get_mut("error").map(Value::take).unwrap_or_default()))),
+            "error" => return Err(StreamError::upstream(ev.get_mut("error").map(Value::take).unwrap_or_default())),
             _ => {} // ping, content_block_stop, text and thinking block starts
         }
         Ok(())

@@ -247,7 +247,7 @@ impl StreamState {
         }
         // Some providers send `"error": null` on every chunk: only a value is an error.
         if let Some(e) = c.error {
-            return Err(StreamError::Upstream(upstream_error(e)));
+            return Err(StreamError::upstream(e));
         }
         if let Some(u) = c.usage.as_ref().and_then(Usage::from_json) {
             emit(Event::Usage(u));
@@ -274,11 +274,6 @@ impl StreamState {
         }
         Ok(())
     }
-}
-
-/// `{"error": …}` as text: an error event, quoted in the failure.
-pub fn upstream_error(e: Value) -> String {
-    json::text(&json::object([("error", e)]))
 }
 
 /// `delta.tool_calls`: pieces of tool calls (rare enough to be read as values).
