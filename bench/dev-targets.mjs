@@ -56,6 +56,7 @@ export const VARIANT_INFO = {
   "n1-api-nobind": "N-1, inspector off, config without [assets], KV and rate limiter",
   "n1-api-noentry": "N-1, inspector off, main = build/index.js (without worker/entry.mjs)",
   "n1-api-nolog": "N-1, inspector off, N1_LOG_REQUESTS=errors",
+  "n1-api-rwf": "N-1, inspector off, [assets] with run_worker_first = true (no route patterns for the asset router to match)",
   "port-api": "the port, same",
 };
 
@@ -205,6 +206,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     "n1-api-nobind": () => api("n1", { cfg: config("wrangler.bench-nobind.toml", (s) => drop(drop(drop(s, "assets"), "kv_namespaces"), "ratelimits")) }),
     "n1-api-noentry": () => api("n1", { cfg: config("wrangler.bench-noentry.toml", (s) => s.replace(/^main = .*$/m, 'main = "build/index.js"')) }),
     "n1-api-nolog": () => api("n1", { vars: { N1_LOG_REQUESTS: "errors" } }),
+    "n1-api-rwf": () => api("n1", { cfg: config("wrangler.bench-rwf.toml", (s) => s.replace(/^run_worker_first = .*$/m, "run_worker_first = true")) }),
     "port-api": () => api("port"),
   };
 

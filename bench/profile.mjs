@@ -1,12 +1,14 @@
 // CPU profile of a worker under load, through workerd's inspector (V8 sampling profiler).
 // Prints the functions with the most self time (wasm functions keep their Rust names).
 //   node bench/profile.mjs [n1|n1-raw|reference] [json|stream] [ensemble] [seconds] [connections]
-// n1 is the worker as deployed (worker/entry.mjs around build/); n1-raw the build alone.
+// n1 is the worker as deployed (worker/entry.mjs around build/); n1-raw the build alone;
+// port N-1's original JavaScript port (its worker.js given by BENCH_PORT_JS, as in section 6).
 // Ensembles: zero, a1024, a32768, a262144 (as in bench/run.mjs), spaced (200 chunks 2 ms apart). Not part of `npm run bench`.
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 import autocannon from "autocannon";
-import { benchEnsembles, n1Bindings, startMock, startWorkerd } from "./lib.mjs";
+import { benchEnsembles, COMPAT_DATE, n1Bindings, startMock, startWorkerd } from "./lib.mjs";
+import { portConfig, preparePort } from "./wrangler-dev.mjs";
 
 const require = createRequire(new URL("../node_modules/miniflare/package.json", import.meta.url));
 const WebSocket = require("ws");
@@ -17,16 +19,19 @@ process.chdir(new URL("..", import.meta.url).pathname);
 const mock = await startMock();
 const ens = benchEnsembles(mock.url);
 const port = 9300 + Math.floor(Math.random() * 500);
+const TOKEN = "bench-port-token";
+const portDir = which === "port" ? preparePort(process.env.BENCH_PORT_JS, portConfig(ens, TOKEN, ensName), { compatibilityDate: COMPAT_DATE }) : null;
 const w = await startWorkerd({
-  scriptPath: which === "n1" ? "worker/entry.mjs" : which === "n1-raw" ? "build/index.js" : "bench/reference-worker.mjs",
-  bindings: which.startsWith("n1") ? n1Bindings(ens) : { REF_CONFIG: JSON.stringify(ens) },
+  scriptPath: portDir?.script ?? (which === "n1" ? "worker/entry.mjs" : which === "n1-raw" ? "build/index.js" : "bench/reference-worker.mjs"),
+  bindings: which.startsWith("n1") ? n1Bindings(ens) : portDir ? {} : { REF_CONFIG: JSON.stringify(ens) },
+  ...(portDir ? { modules: false } : {}),
   inspectorPort: port,
 });
 const url = `${w.url}/v1/chat/completions`;
 const body = JSON.stringify({ model: ensName, messages: [{ role: "user", content: "Why is the sky blue?" }], ...(mode === "stream" ? { stream: true } : {}) });
 const load = (duration) =>
   new Promise((res, rej) =>
-    autocannon({ url, method: "POST", headers: { "content-type": "application/json" }, body, connections: Number(conns), duration }, (e, r) => (e ? rej(e) : res(r))),
+    autocannon({ url, method: "POST", headers: { "content-type": "application/json", ...(portDir ? { authorization: `Bearer ${TOKEN}` } : {}) }, body, connections: Number(conns), duration }, (e, r) => (e ? rej(e) : res(r))),
   );
 await load(2); // warm-up
 
@@ -56,6 +61,7 @@ const { result } = await send("Profiler.stop");
 ws.close();
 await w.close();
 await mock.close();
+portDir?.remove();
 
 const prof = result.profile;
 writeFileSync(`/tmp/${which}-${mode}-${ensName}.cpuprofile`, JSON.stringify(prof));

@@ -328,7 +328,7 @@ test("secrets never appear in responses, headers, stream events or logs, across 
     seen.push(JSON.stringify([...r.headers]));
     seen.push(await r.text());
   };
-  await withWorker({ config: cfg, bindings: { ...SECRET, N1_API_KEYS: keys, N1_ALLOW_ANONYMOUS: undefined, N1_CORS_ORIGINS: "https://app.test" } }, async (w) => {
+  await withWorker({ config: cfg, bindings: { ...SECRET, N1_API_KEYS: keys, N1_ALLOW_ANONYMOUS: undefined, N1_CORS_ORIGINS: "https://app.test", N1_LOG_REQUESTS: "all" } }, async (w) => {
     const auth = bearer(CLIENT_KEY);
     const echo = (k) => ({ error: { message: `Incorrect API key provided: ${k}. You passed Authorization: Bearer ${k}` } });
     const scenarios = [
@@ -374,9 +374,9 @@ test("secrets never appear in responses, headers, stream events or logs, across 
   });
 });
 
-test("N1_LOG_REQUESTS=errors logs failed requests only; by default every request is logged", async () => {
+test("by default only failed requests are logged; N1_LOG_REQUESTS=all logs every request", async () => {
   const lines = (w) => w.logs.filter((l) => /req_[A-Za-z0-9]{24} /.test(l));
-  for (const [mode, expectOk] of [[undefined, true], ["errors", false]]) {
+  for (const [mode, expectOk] of [[undefined, false], ["errors", false], ["all", true]]) {
     await withWorker({ bindings: { N1_LOG_REQUESTS: mode } }, async (w) => {
       assert.equal((await postChat(w.url, { model: "council", messages: user("x") })).status, 200);
       assert.equal((await postChat(w.url, { model: "nope", messages: user("x") })).status, 404);

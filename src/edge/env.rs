@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{Context, Env};
+use worker::Env;
 
 use crate::core::auth::{parse_keys, ClientKey};
 use crate::core::config::{parse_config, ApiKey, Config, ConfigOptions, Ensemble, ModelSpec};
@@ -28,34 +28,43 @@ thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
-/// The configuration. A copy older than `TTL_MS` still answers while it is read
-/// again in the background (`ctx.wait_until`), so no request waits for KV once
-/// the isolate has one: a change is seen from the request after that read. A
-/// read that fails drops the copy, so the next request reads again and gets
-/// the error (a configuration made invalid is not hidden behind the old one).
-pub async fn config(env: &Env, ctx: &Context) -> Result<Rc<Config>, N1Error> {
+/// The configuration. A copy older than `TTL_MS` still answers, and is read
+/// again after the reply (`refresh_later`), so no request waits for KV once
+/// the isolate has one and none shares its CPU with that read (under
+/// `wrangler dev` a KV read costs a request ~0.9 ms when it runs beside it):
+/// a change is seen from the request after that read. A read that fails drops
+/// the copy, so the next request reads again and gets the error (a
+/// configuration made invalid is not hidden behind the old one).
+pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
     let now = js_sys::Date::now();
     let cached = CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let c = c.as_mut()?;
-        let stale = now - c.at >= TTL_MS;
-        if stale {
+        if now - c.at >= TTL_MS {
             c.at = now; // one refresh per TTL, however many requests come meanwhile
+            REFRESH_DUE.with(|r| r.set(true));
         }
-        Some((c.parsed.clone(), stale))
+        Some(c.parsed.clone())
     });
     match cached {
-        Some((cfg, stale)) => {
-            if stale {
-                let env = env.clone();
-                ctx.wait_until(async move {
-                    let _ = load(&env).await;
-                });
-            }
-            Ok(cfg)
-        }
+        Some(cfg) => Ok(cfg),
         None => load(env).await,
     }
+}
+
+thread_local! {
+    /// A request found the copy stale: the next reply to leave reads it again.
+    static REFRESH_DUE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The refresh a stale copy asked for, if any (taken: one reply runs it).
+pub fn refresh_later(env: &Env) -> Option<impl std::future::Future<Output = ()>> {
+    REFRESH_DUE.with(|r| r.replace(false)).then(|| {
+        let env = env.clone();
+        async move {
+            let _ = load(&env).await;
+        }
+    })
 }
 
 /// Reads and parses the configuration into the cache (or empties the cache).
@@ -109,10 +118,12 @@ pub fn flag(env: &Env, name: &str) -> bool {
     string_binding(env, name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
-/// `N1_LOG_REQUESTS`: `all` (default) logs a line per request, `errors` only
-/// for replies with status 400 and up.
+/// `N1_LOG_REQUESTS`: `errors` (default) logs a line for replies with status
+/// 400 and up, `all` for every request. The platform records every request
+/// already (invocation logs, `wrangler dev`'s own line), and a log line costs
+/// workerd about as much CPU as the rest of a small request (BENCHMARKS.md).
 pub fn log_all_requests(env: &Env) -> bool {
-    !string_binding(env, "N1_LOG_REQUESTS").is_some_and(|v| v.trim().eq_ignore_ascii_case("errors"))
+    string_binding(env, "N1_LOG_REQUESTS").is_some_and(|v| v.trim().eq_ignore_ascii_case("all"))
 }
 
 fn number(env: &Env, name: &str, default: u64) -> u64 {

@@ -85,23 +85,24 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         }
     };
     let _ = resp.headers().set("x-request-id", &request_id);
-    // One line per request (or per failed request, with N1_LOG_REQUESTS=errors):
+    // One line per failed request (per request with N1_LOG_REQUESTS=all):
     // never headers, bodies or keys, only the key's name. Written on the next
-    // turn of the event loop, after the reply has left: a log write costs the
-    // reply ~0.1 ms when it comes first.
-    if resp.status() >= 400 || env::log_all_requests(&env) {
-        let line = format!(
-            "{} {} {} {} {}ms {}",
-            request_id,
-            method,
-            path,
-            resp.status(),
-            (js_sys::Date::now() - started) as u64,
-            who
-        );
+    // turn of the event loop, after the reply has left (a log write costs the
+    // reply ~0.1 ms when it comes first), and so is a stale config read again
+    // (a stream's upstream calls are under way by then).
+    let line = (resp.status() >= 400 || env::log_all_requests(&env)).then(|| {
+        format!("{} {} {} {} {}ms {}", request_id, method, path, resp.status(), (js_sys::Date::now() - started) as u64, who)
+    });
+    let refresh = env::refresh_later(&env);
+    if line.is_some() || refresh.is_some() {
         ctx.wait_until(async move {
             let _ = wasm_bindgen_futures::JsFuture::from(scheduler_wait(0.0)).await;
-            console_log!("{line}");
+            if let Some(line) = line {
+                console_log!("{line}");
+            }
+            if let Some(refresh) = refresh {
+                refresh.await;
+            }
         });
     }
     Ok(resp)
@@ -152,7 +153,7 @@ fn route_of<'a>(path: &'a str, method: &str) -> std::result::Result<Route<'a>, N
 async fn route(req: Request, method: &str, path: &str, env: &Env, ctx: &Context, who_label: &mut String) -> std::result::Result<Response, N1Error> {
     let route = route_of(path, method)?;
     // Who is calling comes before any config detail or upstream call.
-    let config = env::config(env, ctx).await;
+    let config = env::config(env).await;
     let who = access::authenticate(&req, env, &config)?;
     who_label.clone_from(&who.label);
     let config = config?;
