@@ -4,6 +4,7 @@
 use worker::{js_sys, web_sys::Request, Env};
 
 use super::http::{self, Response};
+use super::promise;
 
 use super::env;
 use crate::core::auth::{self, AuthSetup, Principal};
@@ -88,7 +89,7 @@ pub async fn rate_limit(req: &Request, env: &Env, who: &Principal) -> Result<(),
         .and_then(|f| f.call1(&limiter, &options).ok())
         .and_then(|p| p.dyn_into::<js_sys::Promise>().ok());
     let Some(promise) = call else { return Ok(()) };
-    match wasm_bindgen_futures::JsFuture::from(promise).await {
+    match promise::wait(&promise).await {
         Ok(outcome) if js_sys::Reflect::get(&outcome, &"success".into()).is_ok_and(|s| s.is_falsy()) => Err(N1Error::RateLimited(RATE_PERIOD_S)),
         // A limiter fault must not take the endpoint down.
         _ => Ok(()),

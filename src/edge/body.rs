@@ -4,7 +4,7 @@
 
 use futures::StreamExt;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
+use super::promise;
 use worker::{js_sys, web_sys, web_sys::Request};
 
 use super::access::header;
@@ -22,7 +22,7 @@ pub async fn read(req: &Request, max: u64) -> Result<Vec<u8>, N1Error> {
     }
     let unreadable = || N1Error::invalid("The request body could not be read.", None);
     if declared.is_some() {
-        let buf = JsFuture::from(req.array_buffer().map_err(|_| unreadable())?).await.map_err(|_| unreadable())?;
+        let buf = promise::wait(&req.array_buffer().map_err(|_| unreadable())?).await.map_err(|_| unreadable())?;
         let body = js_sys::Uint8Array::new(&buf);
         if body.length() as u64 > max {
             return Err(N1Error::PayloadTooLarge(max));
@@ -80,7 +80,7 @@ impl Sink for WriterSink {
     fn send(&mut self, bytes: Vec<u8>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ()>> + '_>> {
         let chunk = js_sys::Uint8Array::from(bytes.as_slice());
         // Rejects once the client has gone away.
-        let write = JsFuture::from(self.writer.write_with_chunk(chunk.unchecked_ref()));
+        let write = promise::wait(&self.writer.write_with_chunk(chunk.unchecked_ref()));
         Box::pin(async move { write.await.map(|_| ()).map_err(|_| ()) })
     }
 
@@ -89,7 +89,7 @@ impl Sink for WriterSink {
     /// second write after it left, the third behind `wrangler dev`'s proxy), so
     /// the keep-alive comments double as the disconnect probe while the panel works.
     fn gone(&self) -> Gone {
-        let closed = JsFuture::from(self.writer.closed());
+        let closed = promise::wait(&self.writer.closed());
         Box::pin(async move {
             if closed.await.is_ok() {
                 // Closed by us: never "gone".

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use super::promise;
 use worker::{js_sys, web_sys, Env};
 
 use super::access::header;
@@ -49,10 +49,10 @@ impl N1Budget {
 
 impl N1Budget {
     async fn serve(&self, req: &web_sys::Request) -> Result<String, JsValue> {
-        let op = JsFuture::from(req.text()?).await?.as_string().unwrap_or_default();
+        let op = promise::wait(&req.text()?).await?.as_string().unwrap_or_default();
         let storage = self.state.storage()?;
         if self.ledger.borrow().is_none() {
-            let stored = JsFuture::from(storage.get(KEY)?).await?.as_string().unwrap_or_default();
+            let stored = promise::wait(&storage.get(KEY)?).await?.as_string().unwrap_or_default();
             self.ledger.borrow_mut().get_or_insert_with(|| Ledger::from_numbers(&budget::numbers(&stored)));
         }
         // Applied and written in one turn: nothing else runs in between.
@@ -61,7 +61,7 @@ impl N1Budget {
             let ledger = ledger.get_or_insert_with(Ledger::default);
             (budget::apply(ledger, &op), budget::numbers_json(&ledger.to_numbers()))
         };
-        JsFuture::from(storage.put(KEY, text.into())?).await?;
+        promise::wait(&storage.put(KEY, text.into())?).await?;
         Ok(reply)
     }
 }
@@ -125,8 +125,8 @@ impl Account {
     /// One operation's reply (numbers; empty when the call failed).
     async fn call(&self, op: &str) -> Vec<f64> {
         let text = async {
-            let resp: web_sys::Response = JsFuture::from(self.send(op)?).await.ok()?.dyn_into().ok()?;
-            JsFuture::from(resp.text().ok()?).await.ok()?.as_string()
+            let resp: web_sys::Response = promise::wait(&self.send(op)?).await.ok()?.dyn_into().ok()?;
+            promise::wait(&resp.text().ok()?).await.ok()?.as_string()
         };
         budget::numbers(&text.await.unwrap_or_default())
     }

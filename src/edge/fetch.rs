@@ -16,7 +16,7 @@ use worker::web_sys::AbortController;
 use worker::web_sys;
 
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+use super::promise;
 
 use super::env::Keys;
 use super::timers::Timers;
@@ -73,7 +73,7 @@ impl FetchRuntime {
         init.set_body(&JsValue::from_str(body));
         init.set_signal(Some(signal));
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let resp = JsFuture::from(global.fetch_with_str_and_init(&m.endpoint, &init))
+        let resp = promise::wait(&global.fetch_with_str_and_init(&m.endpoint, &init))
             .await
             .map_err(|e| self.failure(m, None, FailureKind::Error, &format!("network error: {}", js_error(&e))))?;
         let resp: web_sys::Response = resp.unchecked_into();
@@ -141,7 +141,7 @@ impl FetchRuntime {
         };
         let promise = run.call2(ai, &m.model.as_str().into(), &input).map_err(rejected)?;
         let promise: js_sys::Promise = promise.dyn_into().map_err(|_| fail("run() did not return a promise"))?;
-        JsFuture::from(promise).await.map_err(rejected)
+        promise::wait(&promise).await.map_err(rejected)
     }
 }
 
@@ -149,7 +149,7 @@ impl FetchRuntime {
 /// per network chunk), as strict UTF-8.
 async fn read_text(resp: &web_sys::Response) -> Result<String, String> {
     let promise = resp.array_buffer().map_err(|e| js_error(&e))?;
-    let buf = JsFuture::from(promise).await.map_err(|e| js_error(&e))?;
+    let buf = promise::wait(&promise).await.map_err(|e| js_error(&e))?;
     String::from_utf8(js_sys::Uint8Array::new(&buf).to_vec()).map_err(|_| "the answer is not valid UTF-8".to_owned())
 }
 
@@ -177,7 +177,7 @@ extern "C" {
 /// each read, which costs workerd more than the read).
 pub struct JsBody {
     reader: web_sys::ReadableStreamDefaultReader,
-    pending: Option<JsFuture>,
+    pending: Option<promise::Promised>,
     done: bool,
 }
 
@@ -197,7 +197,7 @@ impl Stream for JsBody {
             return Poll::Ready(None);
         }
         let this = &mut *self;
-        let read = this.pending.get_or_insert_with(|| JsFuture::from(this.reader.read()));
+        let read = this.pending.get_or_insert_with(|| promise::wait(&this.reader.read()));
         let result = futures::ready!(Pin::new(read).poll(cx));
         this.pending = None;
         Poll::Ready(match result.map(JsCast::unchecked_into::<ReadResult>) {

@@ -5,7 +5,8 @@
 //! `env` (configuration and secrets), `serve` (the dialect handler), `fetch`
 //! (the runtime the ensemble calls providers through), `budget` (the budget
 //! Durable Object, a request's account, `/v1/n1/usage`), `metrics` (Analytics
-//! Engine), `body` (request and reply bodies), `models`, `http`.
+//! Engine), `body` (request and reply bodies), `models`, `http`, `timers`
+//! (one JS timer per request), `promise` (awaiting JS promises).
 
 mod access;
 mod body;
@@ -16,6 +17,7 @@ mod http;
 mod kv;
 mod metrics;
 mod models;
+mod promise;
 mod serve;
 mod store;
 mod timers;
@@ -96,7 +98,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let refresh = env::refresh_later(&env);
     if line.is_some() || refresh.is_some() {
         ctx.wait_until(async move {
-            let _ = wasm_bindgen_futures::JsFuture::from(scheduler_wait(0.0)).await;
+            let _ = promise::wait(&scheduler_wait(0.0)).await;
             if let Some(line) = line {
                 console_log!("{line}");
             }

@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use wasm_bindgen_futures::JsFuture;
+use super::promise;
 use worker::{js_sys, web_sys::Request, Context, Env};
 
 use super::access::header;
@@ -69,7 +69,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         let outcome = result.as_ref().err().map_or("ok", |e| e.code().unwrap_or("error"));
         let stat = metrics::Request { ensemble: &ens.name, dialect: dialect.name(), stream: false, outcome, key: &key, started_ms: started };
         if let Some(done) = account_for(env, account.as_ref(), &rt, &stat) {
-            let done = JsFuture::from(done);
+            let done = promise::wait(&done);
             ctx.wait_until(async move {
                 let _ = done.await;
             });
@@ -127,7 +127,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         // Settled however the stream ended (cut, failed, or the client left).
         let outcome = if finished { "ok" } else { "incomplete" };
         let stat = metrics::Request { ensemble: &name, dialect: dialect.name(), stream: true, outcome, key: &key, started_ms: started };
-        let done = account_for(&env, account.as_ref(), &rt, &stat).map(JsFuture::from);
+        let done = account_for(&env, account.as_ref(), &rt, &stat).map(|p| promise::wait(&p));
         // Stored before the stream closes: a client that read it to its end can continue it.
         if let (true, Some(completion), Some((meta, usage))) = (finished, answer, ending) {
             // The object of the closing event, as a non-streaming reply would have it.
@@ -135,7 +135,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
             let reply = dialect.reply(&ids, &request, &answer);
             store::save(&env, &ids.id, &owner, request.messages.split_off(own_input), &answer.completion, &reply).await;
         }
-        let _ = JsFuture::from(sink.writer.close()).await;
+        let _ = promise::wait(&sink.writer.close()).await;
         if let Some(done) = done {
             let _ = done.await;
         }
