@@ -6,7 +6,8 @@
 //! (the runtime the ensemble calls providers through), `budget` (the budget
 //! Durable Object, a request's account, `/v1/n1/usage`), `metrics` (Analytics
 //! Engine), `body` (request and reply bodies), `models`, `http`, `timers`
-//! (one JS timer per request), `promise` (awaiting JS promises).
+//! (one JS timer per request), `promise` (awaiting JS promises), `task`
+//! (the executor the handler and its `waitUntil` work run on).
 
 mod access;
 mod body;
@@ -20,6 +21,7 @@ mod models;
 mod promise;
 mod serve;
 mod store;
+mod task;
 mod timers;
 
 use worker::{console_log, event, js_sys, web_sys::Request, Context, Env};
@@ -48,10 +50,17 @@ fn start() {
     }));
 }
 
+/// The fetch handler, exported as workers-rs' `#[event(fetch)]` would export
+/// it, but run on our own executor (`task.rs`: a woken task is polled at once,
+/// not from a microtask queued for it).
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fetch(req: Request, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
+    task::promise(async move { Ok(handle(req, env, Context::new(ctx)).await.into()) })
+}
+
 /// The raw `web_sys::Request`: workers-rs' wrapper would read `request.cf` (an
 /// object built per access) on every request.
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let started = js_sys::Date::now();
     let request_id = http::random_id("req_");
     let method = req.method();
@@ -97,7 +106,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     });
     let refresh = env::refresh_later(&env);
     if line.is_some() || refresh.is_some() {
-        ctx.wait_until(async move {
+        task::wait_until(&ctx, async move {
             let _ = promise::wait(&scheduler_wait(0.0)).await;
             if let Some(line) = line {
                 console_log!("{line}");
@@ -107,7 +116,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             }
         });
     }
-    Ok(resp)
+    resp
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen]

@@ -7,6 +7,7 @@
 use std::rc::Rc;
 
 use super::promise;
+use super::task;
 use worker::{js_sys, web_sys::Request, Context, Env};
 
 use super::access::header;
@@ -69,10 +70,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
         let outcome = result.as_ref().err().map_or("ok", |e| e.code().unwrap_or("error"));
         let stat = metrics::Request { ensemble: &ens.name, dialect: dialect.name(), stream: false, outcome, key: &key, started_ms: started };
         if let Some(done) = account_for(env, account.as_ref(), &rt, &stat) {
-            let done = promise::wait(&done);
-            ctx.wait_until(async move {
-                let _ = done.await;
-            });
+            let _ = ctx.as_ref().wait_until(&done);
         }
         let answer = result?;
         let reply = dialect.reply(&ids, &request, &answer);
@@ -110,7 +108,7 @@ pub async fn handle(dialect: Dialect, req: Request, env: &Env, ctx: &Context, co
     );
     let name = ens.name.clone();
     let (env, owner) = (env.clone(), who.label.clone());
-    ctx.wait_until(async move {
+    task::wait_until(ctx, async move {
         if test_panic {
             panic!("test hook: deliberate panic mid-stream");
         }
