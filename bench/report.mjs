@@ -230,7 +230,7 @@ function devSection(W) {
     "port-wd": "**port, `wrangler dev`**",
     "n1-api": "**N-1, wrangler's dev server with the inspector off (`npm run dev`)**",
     "port-api": "port, dev server with the inspector off",
-    "n1-api-nokv": "N-1, inspector off, without the KV binding (no background config re-read)",
+    "n1-api-noassets": "N-1, inspector off, without `[assets]` (no asset router in front of the worker)",
   };
   L.push(
     ...howTo,
@@ -290,7 +290,7 @@ function devSection(W) {
       ...[
         key("n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`, as each project's users run them"),
         key("n1-wd", "port-wd", "both under plain `wrangler dev`"),
-        key("n1-api-nokv", "port-wd", "N-1 with the inspector off and no KV config re-read vs the port under `wrangler dev`"),
+        key("n1-api-noassets", "port-wd", "N-1 with the inspector off and without `[assets]` (the chat page's static assets, whose router every request passes) vs the port under `wrangler dev`"),
         key("n1-api", "port-api", "both with the inspector off"),
         key("n1-mf", "port-mf", "both in plain Miniflare"),
       ].filter(Boolean),

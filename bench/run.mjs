@@ -36,10 +36,10 @@ const P = QUICK
 const PORT_JS = process.env.BENCH_PORT_JS;
 // Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
 // wrangler's dev server with the inspector off (how `npm run dev` runs N-1).
-// n1-api-nokv: the same without the KV binding. N-1 re-reads its config from KV when its copy is
-// over 5 s old, off the request path (the stale copy answers, the read runs in waitUntil); this
-// variant shows what that background read still costs.
-const DEV_VARIANTS = ["n1-mf", "port-mf", "n1-wd", "port-wd", "n1-api", "port-api", "n1-api-nokv"];
+// n1-api-noassets: the same without [assets]. With a static-assets directory, every request
+// (/v1/* too) first goes through the platform's asset router worker, which the port (no page)
+// does not have; this variant shows what that hop costs.
+const DEV_VARIANTS = ["n1-mf", "port-mf", "n1-wd", "port-wd", "n1-api", "port-api", "n1-api-noassets"];
 
 
 const log = (...a) => console.error("[bench]", ...a);
