@@ -99,8 +99,10 @@ async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     // One line per failed request (per request with N1_LOG_REQUESTS=all):
     // never headers, bodies or keys, only the key's name. Written on the next
     // turn of the event loop, after the reply has left (a log write costs the
-    // reply ~0.1 ms when it comes first), and so is a stale config read again
-    // (a stream's upstream calls are under way by then).
+    // reply ~0.1 ms when it comes first). A stale config is read again later
+    // still: a reply takes a few ms more to reach the client through `wrangler
+    // dev`'s proxies, and a KV read beside it delayed it by ~0.8 ms (a
+    // stream's upstream calls are under way by then).
     let line = (resp.status() >= 400 || env::log_all_requests(&env)).then(|| {
         format!("{} {} {} {} {}ms {}", request_id, method, path, resp.status(), (js_sys::Date::now() - started) as u64, who)
     });
@@ -112,12 +114,16 @@ async fn handle(req: Request, env: Env, ctx: Context) -> Response {
                 console_log!("{line}");
             }
             if let Some(refresh) = refresh {
+                let _ = promise::wait(&scheduler_wait(REFRESH_AFTER_MS)).await;
                 refresh.await;
             }
         });
     }
     resp
 }
+
+/// How long after a reply a stale config is read again.
+const REFRESH_AFTER_MS: f64 = 100.0;
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 extern "C" {
