@@ -120,8 +120,8 @@ pub fn flag(env: &Env, name: &str) -> bool {
 
 /// `N1_LOG_REQUESTS`: `errors` (default) logs a line for replies with status
 /// 400 and up, `all` for every request. The platform records every request
-/// already (invocation logs, `wrangler dev`'s own line), and a log line costs
-/// workerd about as much CPU as the rest of a small request (BENCHMARKS.md).
+/// already (invocation logs, `wrangler dev`'s own line), and a log line cost
+/// workerd ~1 ms of CPU per request under `npm run dev` (bench/NOTES.md).
 pub fn log_all_requests(env: &Env) -> bool {
     string_binding(env, "N1_LOG_REQUESTS").is_some_and(|v| v.trim().eq_ignore_ascii_case("all"))
 }
