@@ -3,10 +3,9 @@
 
 use worker::{js_sys, web_sys::Request, Env};
 
+use super::env;
 use super::http::{self, Response};
 use super::promise;
-
-use super::env;
 use crate::core::auth::{self, AuthSetup, Principal};
 use crate::core::config::Config;
 use crate::core::cors::CorsPolicy;

@@ -4,11 +4,11 @@
 
 use futures::StreamExt;
 use wasm_bindgen::JsCast;
-use super::promise;
 use worker::{js_sys, web_sys, web_sys::Request};
 
 use super::access::header;
 use super::fetch::JsBody;
+use super::promise;
 use crate::core::ensemble::{Gone, Sink};
 use crate::core::error::N1Error;
 

@@ -11,11 +11,11 @@
 use std::cell::RefCell;
 
 use wasm_bindgen::{JsCast, JsValue};
-use super::promise;
 use worker::{js_sys, web_sys, Env};
 
 use super::access::header;
 use super::env;
+use super::promise;
 use crate::core::auth::Principal;
 use crate::core::budget::{self, Ledger, Limits};
 use crate::core::cost::Spend;

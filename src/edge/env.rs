@@ -22,6 +22,8 @@ struct Cached {
     parsed: Rc<Config>,
     /// When it was read, or when its refresh began.
     at: f64,
+    /// A request found it stale: the next reply to leave reads it again.
+    refresh_due: bool,
 }
 
 thread_local! {
@@ -42,7 +44,7 @@ pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
         let c = c.as_mut()?;
         if now - c.at >= TTL_MS {
             c.at = now; // one refresh per TTL, however many requests come meanwhile
-            REFRESH_DUE.with(|r| r.set(true));
+            c.refresh_due = true;
         }
         Some(c.parsed.clone())
     });
@@ -52,14 +54,10 @@ pub async fn config(env: &Env) -> Result<Rc<Config>, N1Error> {
     }
 }
 
-thread_local! {
-    /// A request found the copy stale: the next reply to leave reads it again.
-    static REFRESH_DUE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// The refresh a stale copy asked for, if any (taken: one reply runs it).
 pub fn refresh_later(env: &Env) -> Option<impl std::future::Future<Output = ()>> {
-    REFRESH_DUE.with(|r| r.replace(false)).then(|| {
+    let due = CACHE.with(|c| c.borrow_mut().as_mut().is_some_and(|c| std::mem::take(&mut c.refresh_due)));
+    due.then(|| {
         let env = env.clone();
         async move {
             let _ = load(&env).await;
@@ -88,7 +86,7 @@ async fn load(env: &Env) -> Result<Rc<Config>, N1Error> {
             Rc::new(parse_config(&raw, opts).map_err(|e| forget(N1Error::Config(e)))?)
         }
     };
-    CACHE.with(|c| *c.borrow_mut() = Some(Cached { raw, parsed: parsed.clone(), at: now }));
+    CACHE.with(|c| *c.borrow_mut() = Some(Cached { raw, parsed: parsed.clone(), at: now, refresh_due: false }));
     Ok(parsed)
 }
 

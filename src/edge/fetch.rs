@@ -16,9 +16,9 @@ use worker::web_sys::AbortController;
 use worker::web_sys;
 
 use wasm_bindgen::{JsCast, JsValue};
-use super::promise;
 
 use super::env::Keys;
+use super::promise;
 use super::timers::Timers;
 use crate::core::config::{ModelSpec, Provider};
 use crate::core::cost::Meter;

@@ -3,8 +3,9 @@
 //! these calls need).
 
 use wasm_bindgen::{JsCast, JsValue};
-use super::promise;
 use worker::{js_sys, Env};
+
+use super::promise;
 
 /// The namespace bound as `name`, if the worker has it.
 pub fn namespace(env: &Env, name: &str) -> Option<JsValue> {

@@ -2,9 +2,8 @@
 //! model format.
 
 use serde::Serialize;
-use super::http::Response;
 
-use super::http;
+use super::http::{self, Response};
 use crate::core::auth::Principal;
 use crate::core::config::{Config, Ensemble, EnsembleInfo};
 use crate::core::error::N1Error;

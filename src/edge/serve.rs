@@ -6,8 +6,6 @@
 
 use std::rc::Rc;
 
-use super::promise;
-use super::task;
 use worker::{js_sys, web_sys::Request, Context, Env};
 
 use super::access::header;
@@ -17,7 +15,9 @@ use super::env::{self, Keys};
 use super::fetch::FetchRuntime;
 use super::http::{self, Response};
 use super::metrics;
+use super::promise;
 use super::store;
+use super::task;
 use crate::core::auth::Principal;
 use crate::core::budget;
 use crate::core::config::Config;
