@@ -263,7 +263,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     const pids = (t) => (t.w ? { user: t.w.pid, proxy: t.w.proxyPid, node: t.w.nodePid } : {});
     // One measurement: n interleaved rounds.
     const measure = async () => {
-      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], errors: 0, cpu: { json: {}, stream: {} } }]));
+      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], rj: [], rf: [], errors: 0, cpu: { json: {}, stream: {} } }]));
       // The CPU time of each process from one request of a target to its next request goes to the
       // first request's mode (the worker's after-response work included).
       const last = new Map();
@@ -291,12 +291,15 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           }
           if (!ok) res[t.name].errors++;
           res[t.name].json.push(ms(r.end - r.t0) - IDEAL);
+          res[t.name].rj.push(ms(r.end - r.t0) - IDEAL);
           const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
           if (calls.length === PANEL_DELAYS.length + 1) {
             const summary = calls.at(-1);
             res[t.name].before.push(calls[0].start - ms(r.t0));
             res[t.name].between.push(summary.start - Math.max(...calls.slice(0, -1).map((c) => c.end)));
             res[t.name].after.push(ms(r.end) - summary.end);
+            // How much later than the slowest panel member's delay its answer came, from the first call.
+            res[t.name].panel.push(Math.max(...calls.slice(0, -1).map((c) => c.end)) - calls[0].start - Math.max(...PANEL_DELAYS));
           }
           await sleep(5);
         }
@@ -306,6 +309,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           const r = await t.req("lat", true, { stamps: true });
           if (r.status !== 200 || r.chunks.length !== STREAM_CHUNKS) res[t.name].errors++;
           if (r.chunks.length) res[t.name].first.push(ms(r.chunks[0][1] - r.t0) - IDEAL);
+          res[t.name].rf.push(r.chunks.length ? ms(r.chunks[0][1] - r.t0) - IDEAL : null);
           res[t.name].ttfb.push(ms(r.first - r.t0));
           await sleep(5);
         }
@@ -324,9 +328,11 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           json: st(o.json),
           first: st(o.first),
           ttfb: st(o.ttfb),
-          where: { before: median(o.before), between: median(o.between), after: median(o.after) },
+          where: { before: median(o.before), panel: median(o.panel), between: median(o.between), after: median(o.after) },
           errors: o.errors,
           cpu: { json: cpu("json"), stream: cpu("stream") },
+          // Each round's added time (ms over the ideal; null: no content), for paired comparisons.
+          rounds: { json: o.rj.map(r2), first: o.rf.map((v) => (v === null ? null : r2(v))) },
         };
       }
       return out;
@@ -350,6 +356,19 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
 }
 
 /** "over direct" figures of a compareDev result: target − direct at p50 and p95. */
+const r2 = (v) => Math.round(v * 100) / 100;
+
+/** Round by round, `a`'s time − `b`'s (their requests were adjacent in time, so slow spells of the
+ * machine cancel out): the median difference, its quartiles, and in how many rounds `a` was faster. */
+export function paired(R, a, b, mode) {
+  const x = R.by[a]?.rounds?.[mode];
+  const y = R.by[b]?.rounds?.[mode];
+  if (!x || !y || x.length !== y.length) return null;
+  const d = x.map((v, i) => (v === null || y[i] === null ? null : v - y[i])).filter((v) => v !== null);
+  if (!d.length) return null;
+  return { median: percentile(d, 50), q1: percentile(d, 25), q3: percentile(d, 75), faster: d.filter((v) => v < 0).length, n: d.length };
+}
+
 export function overDirect(R, name) {
   const d = R.by.direct;
   const o = R.by[name];

@@ -11,7 +11,7 @@
 // BENCHMARKS.md, section 6).
 import path from "node:path";
 import { startMock } from "./lib.mjs";
-import { compareDev, overDirect, VARIANT_INFO } from "./dev-targets.mjs";
+import { compareDev, overDirect, paired, VARIANT_INFO } from "./dev-targets.mjs";
 
 process.chdir(path.resolve(new URL("..", import.meta.url).pathname));
 const N = Number(process.env.N ?? 40);
@@ -32,21 +32,32 @@ try {
     `\n${N} rounds (${new Date().toISOString()}), each one non-streaming and one streaming request per target, interleaved. Times in ms; "over direct" = target − direct at that percentile. CPU = median ms per request: user = the workerd running the worker, proxy = wrangler's proxy workerd, node = wrangler's (or Miniflare's) Node process.\n`,
   );
   console.log(
-    "| target | json over direct p50 | p95 | first content over direct p50 | p95 | first byte p50 | json: request → first call | last answer → summary call | summary answer → reply | CPU json: user | proxy | node | CPU stream: user | proxy | node | errors |",
+    "| target | json over direct p50 | p95 | first content over direct p50 | p95 | first byte p50 | json: request → first call | first call → last answer (− its delay) | last answer → summary call | summary answer → reply | CPU json: user | proxy | node | CPU stream: user | proxy | node | errors |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const name of R.names) {
     const o = R.by[name];
     const d = overDirect(R, name);
     const c = (mode) => ["user", "proxy", "node"].map((k) => f(o.cpu[mode][k])).join(" | ");
     const w = o.where;
     console.log(
-      `| ${name} | ${f(d.json.p50)} | ${f(d.json.p95)} | ${f(d.first.p50)} | ${f(d.first.p95)} | ${f(o.ttfb.p50)} | ${f(w.before)} | ${f(w.between)} | ${f(w.after)} | ${c("json")} | ${c("stream")} | ${o.errors} |`,
+      `| ${name} | ${f(d.json.p50)} | ${f(d.json.p95)} | ${f(d.first.p50)} | ${f(d.first.p95)} | ${f(o.ttfb.p50)} | ${f(w.before)} | ${f(w.panel)} | ${f(w.between)} | ${f(w.after)} | ${c("json")} | ${c("stream")} | ${o.errors} |`,
     );
   }
   const b = R.by.direct;
   console.log(`\ndirect: json added p50 ${f(b.json.p50)} ms, first content p50 ${f(b.first.p50)} ms over the ideal ${R.ideal} ms.\n`);
   for (const name of R.names.slice(1)) console.log(`- ${name}: ${VARIANT_INFO[name]}`);
+  // Round by round against the port under `wrangler dev` (adjacent requests: slow spells cancel out).
+  if (R.by["port-wd"]) {
+    console.log("\nRound by round, target − port-wd (ms): median [quartiles], rounds where the target was faster.\n");
+    for (const name of R.names.filter((x) => x !== "direct" && x !== "port-wd")) {
+      const p = (m) => {
+        const d = paired(R, name, "port-wd", m);
+        return d ? `${f(d.median)} [${f(d.q1)}, ${f(d.q3)}], ${d.faster}/${d.n}` : "–";
+      };
+      console.log(`- ${name}: non-streaming ${p("json")}; first content ${p("first")}`);
+    }
+  }
 } finally {
   await mock.close();
 }

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { median } from "./lib.mjs";
-import { overDirect, STREAM_CHUNKS as DEV_CHUNKS } from "./dev-targets.mjs";
+import { overDirect, paired, STREAM_CHUNKS as DEV_CHUNKS } from "./dev-targets.mjs";
 import { CHUNK_INTERVAL, CONCURRENCY, MAX_IN_FLIGHT, PANEL_DELAYS, SCALE_DELAY, STREAM_CHUNKS, SUMMARY_DELAY } from "./params.mjs";
 
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
@@ -221,6 +221,7 @@ function devSection(W) {
   }
   const f2 = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
   const ratio = (a, b) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}×` : "n/a");
+  const sign = (x) => (x > 0 ? `+${f2(x)}` : f2(x));
   const port = { mf: "port-mf", wd: "port-wd", api: "port-api" };
   const mode = (name) => name.split("-")[1];
   const label = {
@@ -271,16 +272,20 @@ function devSection(W) {
       if (!P.by[a] || !P.by[b]) return null;
       const x = overDirect(P, a);
       const y = overDirect(P, b);
-      return `- ${what}: non-streaming ${f2(x.json.p50)} vs ${f2(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f2(x.json.p50 - y.json.p50)} ms), first content ${f2(x.first.p50)} vs ${f2(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f2(x.first.p50 - y.first.p50)} ms).`;
+      const pr = (m) => {
+        const d = paired(P, a, b, m);
+        return d ? `; round by round ${sign(d.median)} ms (quartiles ${sign(d.q1)} to ${sign(d.q3)}), N-1 faster in ${d.faster} of ${d.n}` : "";
+      };
+      return `- ${what}: non-streaming ${f2(x.json.p50)} vs ${f2(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f2(x.json.p50 - y.json.p50)} ms${pr("json")}), first content ${f2(x.first.p50)} vs ${f2(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f2(x.first.p50 - y.first.p50)} ms${pr("first")}).`;
     };
     if (where.length) {
       L.push(
         "",
         "Where the non-streaming time goes (p50, ms, from the mock's arrival/finish times of each upstream call):",
         "",
-        "| target | request → first upstream call | last panel answer → summary call | summary answer → reply |",
-        "|---|---|---|---|",
-        ...where.map((x) => `| ${label[x] ?? x} | ${f2(P.by[x].where.before)} | ${f2(P.by[x].where.between)} | ${f2(P.by[x].where.after)} |`),
+        "| target | request → first upstream call | first call → last panel answer, less its delay | last panel answer → summary call | summary answer → reply |",
+        "|---|---|---|---|---|",
+        ...where.map((x) => `| ${label[x] ?? x} | ${f2(P.by[x].where.before)} | ${f2(P.by[x].where.panel)} | ${f2(P.by[x].where.between)} | ${f2(P.by[x].where.after)} |`),
       );
     }
     L.push(
