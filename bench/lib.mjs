@@ -121,7 +121,7 @@ export async function startWorkerd({ scriptPath, bindings, inspectorPort, module
 
 // ---------------------------------------------------------------- ensembles of compare.mjs and profile.mjs
 
-/** Panel of 3 + summary on the mock: zero delay, or 1 KB / 32 KB / 256 KB answers; `spaced`: 200 chunks 2 ms apart; `timed`: answers 100-300 ms late. */
+/** Panel of 3 + summary on the mock: zero delay, or 1 KB / 32 KB / 256 KB answers; `spaced`: 200 chunks 2 ms apart; `timed`: answers 100-300 ms late; `p6spaced`: a panel of 6, each answer 100 chunks 2 ms apart. */
 export function benchEnsembles(mockUrl) {
   const m = (spec, name) => ({ url: `${mockUrl}/m/${spec}/v1/chat/completions`, model: name });
   const n3 = (spec) => [1, 2, 3].map((i) => m(spec, `panel-${i}`));
@@ -133,6 +133,8 @@ export function benchEnsembles(mockUrl) {
     spaced: { panel: n3("d0"), summary: m("d0-s12800-c200-i2", "summary") },
     // Sections 1 and 6's timing: panel answers at 100/200/300 ms, the summary's 100 ms later.
     timed: { panel: [100, 200, 300].map((d, i) => m(`d${d}`, `panel-${i + 1}`)), summary: m("d100", "summary") },
+    // A panel member's stream wakes the request once per chunk: polling grows with members × chunks.
+    p6spaced: { panel: [1, 2, 3, 4, 5, 6].map((i) => m("d0-s6400-c100-i2", `panel-${i}`)), summary: m("d0", "summary") },
   };
 }
 
