@@ -3,7 +3,7 @@
 //   node bench/profile.mjs [n1|n1-raw|reference] [json|stream] [ensemble] [seconds] [connections]
 // n1 is the worker as deployed (worker/entry.mjs around build/); n1-raw the build alone;
 // port N-1's original JavaScript port (its worker.js given by BENCH_PORT_JS, as in section 6).
-// Ensembles: zero, a1024, a32768, a262144 (as in bench/run.mjs), spaced (200 chunks 2 ms apart). Not part of `npm run bench`.
+// Ensembles (bench/lib.mjs): zero, a1024, a32768, a262144, spaced, timed, p6spaced. Not part of `npm run bench`.
 import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 import autocannon from "autocannon";
