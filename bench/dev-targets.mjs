@@ -263,7 +263,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     const pids = (t) => (t.w ? { user: t.w.pid, proxy: t.w.proxyPid, node: t.w.nodePid } : {});
     // One measurement: n interleaved rounds.
     const measure = async () => {
-      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], rj: [], rf: [], errors: 0, cpu: { json: {}, stream: {} } }]));
+      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], rf: [], errors: 0, cpu: { json: {}, stream: {} } }]));
       // The CPU time of each process from one request of a target to its next request goes to the
       // first request's mode (the worker's after-response work included).
       const last = new Map();
@@ -291,7 +291,6 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           }
           if (!ok) res[t.name].errors++;
           res[t.name].json.push(ms(r.end - r.t0) - IDEAL);
-          res[t.name].rj.push(ms(r.end - r.t0) - IDEAL);
           const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
           if (calls.length === PANEL_DELAYS.length + 1) {
             const summary = calls.at(-1);
@@ -331,8 +330,8 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           where: { before: median(o.before), panel: median(o.panel), between: median(o.between), after: median(o.after) },
           errors: o.errors,
           cpu: { json: cpu("json"), stream: cpu("stream") },
-          // Each round's added time (ms over the ideal; null: no content), for paired comparisons.
-          rounds: { json: o.rj.map(r2), first: o.rf.map((v) => (v === null ? null : r2(v))) },
+          // Each round's added time (ms over the ideal; `first`: null when no content came), for paired comparisons.
+          rounds: { json: o.json.map(r2), first: o.rf.map((v) => (v === null ? null : r2(v))) },
         };
       }
       return out;

@@ -133,7 +133,7 @@ export function benchEnsembles(mockUrl) {
     spaced: { panel: n3("d0"), summary: m("d0-s12800-c200-i2", "summary") },
     // Sections 1 and 6's timing: panel answers at 100/200/300 ms, the summary's 100 ms later.
     timed: { panel: [100, 200, 300].map((d, i) => m(`d${d}`, `panel-${i + 1}`)), summary: m("d100", "summary") },
-    // A panel member's stream wakes the request once per chunk: polling grows with members × chunks.
+    // ~600 wake-ups per request (a panel member's stream wakes it once per chunk): per-wake-up costs.
     p6spaced: { panel: [1, 2, 3, 4, 5, 6].map((i) => m("d0-s6400-c100-i2", `panel-${i}`)), summary: m("d0", "summary") },
   };
 }

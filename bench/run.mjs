@@ -37,7 +37,7 @@ const PORT_JS = process.env.BENCH_PORT_JS;
 // Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
 // wrangler's dev server with the inspector off (how `npm run dev` runs N-1).
 // n1-api-noassets: the same without [assets]. With a static-assets directory, every request
-// (/v1/* too) first goes through the platform's asset router worker, which the port (no page)
+// (/v1/* too) first goes through Miniflare's asset router worker, which the port (no page)
 // does not have; this variant shows what that hop costs.
 const DEV_VARIANTS = ["n1-mf", "port-mf", "n1-wd", "port-wd", "n1-api", "port-api", "n1-api-noassets"];
 
