@@ -49,7 +49,8 @@ export const VARIANT_INFO = {
   "n1-wd-noentry": "N-1 under `wrangler dev`, main = build/index.js (the build without worker/entry.mjs)",
   "n1-wd-envnoinsp": "N-1 under `wrangler dev` with VSCODE_INSPECTOR_OPTIONS set (no inspector proxy)",
   "port-wd-envnoinsp": "the port, same",
-  "n1-api": "N-1, wrangler's dev server (unstable_startWorker) with the inspector off",
+  "n1-api": "N-1, wrangler's dev server (unstable_startWorker) with the inspector off, `/v1/*` past Miniflare's asset router (`npm run dev`)",
+  "n1-api-router": "N-1, inspector off, every path through Miniflare's asset router (as `wrangler dev` routes it)",
   "n1-api-noassets": "N-1, inspector off, config without [assets]",
   "n1-api-norl": "N-1, inspector off, config without the rate limiter",
   "n1-api-nokv": "N-1, inspector off, config without the KV namespace",
@@ -164,11 +165,11 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     await w.refresh();
     return w;
   };
-  const api = async (who, { cfg, vars = {} } = {}) => {
+  const api = async (who, { cfg, vars = {}, assetRouter = false } = {}) => {
     const p = await freePort();
     const spec =
       who === "n1"
-        ? { config: cfg ?? config("wrangler.bench.toml"), envFiles: [envFile(vars)], port: p }
+        ? { config: cfg ?? config("wrangler.bench.toml"), envFiles: [envFile(vars)], port: p, assetRouter }
         : { config: path.join(portDir().dir, "wrangler.toml"), port: p };
     const h = await forkHost("./wd-api-host.mjs", spec);
     for (let i = 0; i < 150 && !(await probe(who)(h.url).catch(() => false)); i++) await sleep(200);
@@ -200,6 +201,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     "n1-wd-envnoinsp": () => wd("n1", { env: { VSCODE_INSPECTOR_OPTIONS: "{}" } }),
     "port-wd-envnoinsp": () => wd("port", { env: { VSCODE_INSPECTOR_OPTIONS: "{}" } }),
     "n1-api": () => api("n1"),
+    "n1-api-router": () => api("n1", { assetRouter: true }),
     "n1-api-noassets": () => api("n1", { cfg: config("wrangler.bench-noassets.toml", (s) => drop(s, "assets")) }),
     "n1-api-norl": () => api("n1", { cfg: config("wrangler.bench-norl.toml", (s) => drop(s, "ratelimits")) }),
     "n1-api-nokv": () => api("n1", { cfg: config("wrangler.bench-nokv.toml", (s) => drop(s, "kv_namespaces")) }),

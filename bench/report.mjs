@@ -229,8 +229,9 @@ function devSection(W) {
     "port-mf": "port, plain Miniflare",
     "n1-wd": "N-1, plain `wrangler dev` (`N1_DEV_INSPECT=1 npm run dev`; `npm run dev` before scripts/dev-server.mjs)",
     "port-wd": "**port, `wrangler dev`**",
-    "n1-api": "**N-1, wrangler's dev server with the inspector off (`npm run dev`)**",
+    "n1-api": "**N-1, wrangler's dev server with the inspector off, `/v1/*` past the asset router (`npm run dev`)**",
     "port-api": "port, dev server with the inspector off",
+    "n1-api-router": "N-1, inspector off, every request through Miniflare's asset router (as `wrangler dev` routes it)",
     "n1-api-noassets": "N-1, inspector off, without `[assets]` (no asset router in front of the worker)",
   };
   L.push(
@@ -240,7 +241,7 @@ function devSection(W) {
     "**Added** = the target's time − the direct calls' time, at p50/p95 (non-streaming: whole reply; streaming: first content chunk of the summary, the port's placeholder chunk not counted). × port = N-1's added time ÷ the port's, run the same way.",
     "",
     "How each is run: *`wrangler dev`* is `wrangler dev --config <cfg> --ip 127.0.0.1 --port <free>` with `CLOUDFLARE_CF_FETCH_ENABLED=false` (N-1: `wrangler.toml` as `npm run dev` writes it into `wrangler.local.toml`, i.e. without `[ai]`, with its `[build]`, assets, KV and rate limiter, the limiter's limit raised so that the bench's pace is not refused; vars `N1_CONFIG`, `N1_ALLOW_ANONYMOUS`, `N1_ALLOW_INSECURE_UPSTREAMS` from `--env-file`). " +
-      "*Inspector off* is the same config and vars through wrangler's own dev server API, `unstable_startWorker({ config, dev: { inspector: false, server } })`, as `npm run dev` runs N-1 (scripts/dev-server.mjs; here bench/wd-api-host.mjs). *Plain Miniflare* is how sections 1-5 run workers.",
+      "*Inspector off* is the same config and vars through wrangler's own dev server API, `unstable_startWorker({ config, dev: { inspector: false, server } })`, as `npm run dev` runs N-1 (scripts/dev-server.mjs; here bench/wd-api-host.mjs), which also gives Miniflare a route sending `/v1/*` straight to the worker, past its asset router (scripts/dev-worker.mjs; every other path still passes it). *Plain Miniflare* is how sections 1-5 run workers.",
     "",
     "Each target is measured twice: early in its session, and again at a steady state. V8 first runs Wasm in its baseline tier and compiles the hot functions with its optimizing tier " +
       "in a background thread over the first few hundred requests (measured in plain Miniflare: N-1's CPU per request falls by half over its first ~500 requests, and that thread takes up to " +
@@ -295,7 +296,8 @@ function devSection(W) {
       ...[
         key("n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`, as each project's users run them"),
         key("n1-wd", "port-wd", "both under plain `wrangler dev`"),
-        key("n1-api-noassets", "port-wd", "N-1 with the inspector off and without `[assets]` (the chat page's static assets, whose router every request passes) vs the port under `wrangler dev`"),
+        key("n1-api-router", "port-wd", "N-1 with the inspector off and every request through Miniflare's asset router (as `npm run dev` routed it before scripts/dev-worker.mjs) vs the port under `wrangler dev`"),
+        key("n1-api-noassets", "port-wd", "N-1 with the inspector off and without `[assets]` (no chat page, no asset router) vs the port under `wrangler dev`"),
         key("n1-api", "port-api", "both with the inspector off"),
         key("n1-mf", "port-mf", "both in plain Miniflare"),
       ].filter(Boolean),

@@ -32,14 +32,15 @@ const on = (section) => !ONLY || ONLY.has(section);
 
 const P = QUICK
   ? { latencyN: 20, streamN: 6, tputSeconds: 2, tputRounds: 1, scaleN: 10, coldN: 2, warmup: 20, devN: 8, devSteady: 50 }
-  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 150, devN: 30, devSteady: 250 };
+  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 150, devN: 50, devSteady: 250 };
 const PORT_JS = process.env.BENCH_PORT_JS;
 // Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
-// wrangler's dev server with the inspector off (how `npm run dev` runs N-1).
-// n1-api-noassets: the same without [assets]. With a static-assets directory, every request
-// (/v1/* too) first goes through Miniflare's asset router worker, which the port (no page)
-// does not have; this variant shows what that hop costs.
-const DEV_VARIANTS = ["n1-mf", "port-mf", "n1-wd", "port-wd", "n1-api", "port-api", "n1-api-noassets"];
+// wrangler's dev server with the inspector off (how `npm run dev` runs N-1, /v1/* sent past
+// Miniflare's asset router: scripts/dev-worker.mjs).
+// n1-api-router: the same with every request through that router, as `wrangler dev` routes it
+// (the port, with no page, has no router in front). `node bench/devpath.mjs` has more variants
+// (n1-api-noassets: without [assets] at all).
+const DEV_VARIANTS = ["n1-mf", "port-mf", "n1-wd", "port-wd", "n1-api", "port-api", "n1-api-router"];
 
 
 const log = (...a) => console.error("[bench]", ...a);

@@ -5,18 +5,13 @@
 // that costs more CPU per request than the worker itself on a small machine, and
 // the worker's requests wait for it (bench/NOTES.md, "The wrangler dev path").
 // Same config, [build] and watch, vars files, local bindings and log lines as
-// `wrangler dev`; no DevTools and no hotkeys (N1_DEV_INSPECT=1 gives `wrangler dev`).
+// `wrangler dev`; no DevTools and no hotkeys (N1_DEV_INSPECT=1 gives `wrangler dev`);
+// `/v1/*` skips Miniflare's emulated asset router (scripts/dev-worker.mjs).
 // argv[2]: JSON {config, ip, port, env, envFiles}.
-import { unstable_startWorker } from "wrangler";
+import { startDevWorker } from "./dev-worker.mjs";
 
 const o = JSON.parse(process.argv[2]);
-const worker = await unstable_startWorker({
-  config: o.config,
-  ...(o.env ? { env: o.env } : {}),
-  ...(o.envFiles?.length ? { envFiles: o.envFiles } : {}),
-  dev: { server: { hostname: o.ip, port: Number(o.port) }, inspector: false },
-});
-await worker.ready;
+const worker = await startDevWorker({ config: o.config, env: o.env, envFiles: o.envFiles, hostname: o.ip, port: o.port });
 console.error(`[dev] ready on ${(await worker.url).href} (wrangler's dev server, inspector off; N1_DEV_INSPECT=1 for DevTools)`);
 
 let stopping = false;

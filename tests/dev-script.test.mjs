@@ -3,10 +3,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { startMockUpstream } from "./helpers/mock-upstream.mjs";
 import { mockModel, postChat } from "./helpers/worker.mjs";
 import { ROOT, scratchProject, startDev, freePort, varsFile, sh } from "./helpers/dev-server.mjs";
+import { apiRoutes } from "../scripts/dev-worker.mjs";
 
 let mock, project;
 before(async () => {
@@ -36,10 +38,20 @@ test("`npm run dev -- --port <port>` starts there, answers a chat, and stops who
   // The project's own .dev.vars (the scratch copy's), as the README says.
   fs.writeFileSync(path.join(project.dir, ".dev.vars"), vars("one"));
   const port = await freePort();
-  const dev = await startDev({ dir: project.dir, command: `npm run dev -- --port ${port}`, port });
+  // Miniflare writes the workerd config it starts here (its own debugging switch).
+  const dump = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "n1-workerd-")), "config.txt");
+  const dev = await startDev({ dir: project.dir, command: `npm run dev -- --port ${port}`, port, env: { MINIFLARE_WORKERD_CONFIG_DEBUG: dump } });
   try {
     assert.equal(await answer(dev.url), "answer from one-summary");
     assert.equal(mock.requestsFor("one-panel").length, 1);
+    // /v1/* goes from Miniflare's entry straight to the worker (its routes), past the asset
+    // router; every other path still reaches the static assets through it.
+    const routes = [...fs.readFileSync(dump, "utf8").matchAll(/"name": "MINIFLARE_ROUTES",\s*"json": "((?:[^"\\]|\\.)*)"/g)].map((m) => JSON.parse(JSON.parse(`"${m[1]}"`)));
+    assert.ok(routes.some((r) => r.some((x) => x.target === "n1" && x.route === "*/v1/*")), JSON.stringify(routes));
+    assert.match(dev.output(), /\/v1\/\*: straight to the worker/);
+    const page = await fetch(`${dev.url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type"), /text\/html/);
     // wrangler.local.toml: wrangler.toml without the [ai] binding (it would need a login).
     const local = fs.readFileSync(path.join(project.dir, "wrangler.local.toml"), "utf8");
     assert.match(local, /\[assets\]/);
@@ -51,6 +63,19 @@ test("`npm run dev -- --port <port>` starts there, answers a chat, and stops who
   } finally {
     await dev.stop(); // throws if any process of the group (npm, dev script, wrangler, workerd) is left
   }
+});
+
+test("run_worker_first rules that are plain prefixes become Miniflare routes to the worker; others are left to the asset router", () => {
+  const w = (routing) => ({ assets: { routerConfig: { has_user_worker: true, ...(routing ? { static_routing: routing } : {}) } } });
+  assert.deepEqual(apiRoutes(w({ user_worker: ["/v1/*"] })), ["*/v1/*"]);
+  assert.deepEqual(apiRoutes(w({ user_worker: ["/v1/*", "/api/*"] })), ["*/v1/*", "*/api/*"]);
+  // A negative rule carves paths out of a positive one: only the router knows which.
+  assert.deepEqual(apiRoutes(w({ user_worker: ["/v1/*"], asset_worker: ["/v1/page"] })), []);
+  // Exact paths and inner wildcards are not prefixes.
+  assert.deepEqual(apiRoutes(w({ user_worker: ["/v1/chat"] })), []);
+  assert.deepEqual(apiRoutes(w({ user_worker: ["/v1/*/x/*"] })), []);
+  assert.deepEqual(apiRoutes(w(null)), []);
+  assert.deepEqual(apiRoutes({}), []);
 });
 
 test("N1_DEV_INSPECT=1, or a wrangler flag of its own, runs plain `wrangler dev`, inspector included", async () => {
