@@ -61,6 +61,7 @@ test("`npm run dev -- --port <port>` starts there, answers a chat, and stops who
     assert.ok(workerd.length > 0, dev.processes().map((p) => p.cmd).join("\n"));
     assert.ok(workerd.every((p) => !p.cmd.includes("--inspector-addr")), workerd.map((p) => p.cmd).join("\n"));
   } finally {
+    fs.rmSync(path.dirname(dump), { recursive: true, force: true });
     await dev.stop(); // throws if any process of the group (npm, dev script, wrangler, workerd) is left
   }
 });
