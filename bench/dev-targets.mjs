@@ -265,7 +265,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     const pids = (t) => (t.w ? { user: t.w.pid, proxy: t.w.proxyPid, node: t.w.nodePid } : {});
     // One measurement: n interleaved rounds.
     const measure = async () => {
-      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], rf: [], errors: 0, cpu: { json: {}, stream: {} } }]));
+      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], errors: 0, cpu: { json: {}, stream: {} } }]));
       // The CPU time of each process from one request of a target to its next request goes to the
       // first request's mode (the worker's after-response work included).
       const last = new Map();
@@ -309,8 +309,8 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           account(t, "stream");
           const r = await t.req("lat", true, { stamps: true });
           if (r.status !== 200 || r.chunks.length !== STREAM_CHUNKS) res[t.name].errors++;
-          if (r.chunks.length) res[t.name].first.push(ms(r.chunks[0][1] - r.t0) - IDEAL);
-          res[t.name].rf.push(r.chunks.length ? ms(r.chunks[0][1] - r.t0) - IDEAL : null);
+          // null when no content came (kept, so that rounds stay aligned across targets).
+          res[t.name].first.push(r.chunks.length ? ms(r.chunks[0][1] - r.t0) - IDEAL : null);
           res[t.name].ttfb.push(ms(r.first - r.t0));
           await sleep(5);
         }
@@ -327,13 +327,13 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
         const cpu = (mode) => Object.fromEntries(Object.entries(o.cpu[mode]).map(([k, v]) => [k, median(v)]));
         out.by[t.name] = {
           json: st(o.json),
-          first: st(o.first),
+          first: st(o.first.filter((v) => v !== null)),
           ttfb: st(o.ttfb),
           where: { before: median(o.before), panel: median(o.panel), between: median(o.between), after: median(o.after) },
           errors: o.errors,
           cpu: { json: cpu("json"), stream: cpu("stream") },
           // Each round's added time (ms over the ideal; `first`: null when no content came), for paired comparisons.
-          rounds: { json: o.json.map(r2), first: o.rf.map((v) => (v === null ? null : r2(v))) },
+          rounds: { json: o.json.map(r2), first: o.first.map((v) => (v === null ? null : r2(v))) },
         };
       }
       return out;
@@ -356,7 +356,6 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
   }
 }
 
-/** "over direct" figures of a compareDev result: target − direct at p50 and p95. */
 const r2 = (v) => Math.round(v * 100) / 100;
 
 /** Round by round, `a`'s time − `b`'s (their requests were adjacent in time, so slow spells of the
@@ -370,6 +369,7 @@ export function paired(R, a, b, mode) {
   return { median: percentile(d, 50), q1: percentile(d, 25), q3: percentile(d, 75), faster: d.filter((v) => v < 0).length, n: d.length };
 }
 
+/** "over direct" figures of a compareDev result: target − direct at p50 and p95. */
 export function overDirect(R, name) {
   const d = R.by.direct;
   const o = R.by[name];

@@ -232,7 +232,6 @@ function devSection(W) {
     "n1-api": "**N-1, wrangler's dev server with the inspector off, `/v1/*` past the asset router (`npm run dev`)**",
     "port-api": "port, dev server with the inspector off",
     "n1-api-router": "N-1, inspector off, every request through Miniflare's asset router (as `wrangler dev` routes it)",
-    "n1-api-noassets": "N-1, inspector off, without `[assets]` (no asset router in front of the worker)",
   };
   L.push(
     ...howTo,
@@ -297,7 +296,6 @@ function devSection(W) {
         key("n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`, as each project's users run them"),
         key("n1-wd", "port-wd", "both under plain `wrangler dev`"),
         key("n1-api-router", "port-wd", "N-1 with the inspector off and every request through Miniflare's asset router (as `npm run dev` routed it before scripts/dev-worker.mjs) vs the port under `wrangler dev`"),
-        key("n1-api-noassets", "port-wd", "N-1 with the inspector off and without `[assets]` (no chat page, no asset router) vs the port under `wrangler dev`"),
         key("n1-api", "port-api", "both with the inspector off"),
         key("n1-mf", "port-mf", "both in plain Miniflare"),
       ].filter(Boolean),
