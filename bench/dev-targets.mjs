@@ -11,7 +11,7 @@ import { fork } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { agent, cpuMs, median, nowNs, percentile, post, sleep } from "./lib.mjs";
+import { agent, cpuMs, median, medianCi, nowNs, percentile, post, sleep } from "./lib.mjs";
 import { descendants, devProcs, freePort, portConfig, preparePort, startWranglerDev, userWorkerUrl, writeEnvFile, writeLocalConfig } from "./wrangler-dev.mjs";
 
 const ROOT = path.resolve(new URL("..", import.meta.url).pathname);
@@ -359,14 +359,23 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
 const r2 = (v) => Math.round(v * 100) / 100;
 
 /** Round by round, `a`'s time − `b`'s (their requests were adjacent in time, so slow spells of the
- * machine cancel out): the median difference, its quartiles, and in how many rounds `a` was faster. */
+ * machine cancel out): the median difference, its quartiles, a 95 % confidence interval for the
+ * median (`ci`, sign test), and in how many rounds `a` was faster. */
 export function paired(R, a, b, mode) {
-  const x = R.by[a]?.rounds?.[mode];
-  const y = R.by[b]?.rounds?.[mode];
-  if (!x || !y || x.length !== y.length) return null;
-  const d = x.map((v, i) => (v === null || y[i] === null ? null : v - y[i])).filter((v) => v !== null);
+  return pairedOver([R], a, b, mode);
+}
+
+/** The same over the rounds of several compareDev results (a session's early and steady phases). */
+export function pairedOver(Rs, a, b, mode) {
+  const d = [];
+  for (const R of Rs) {
+    const x = R?.by[a]?.rounds?.[mode];
+    const y = R?.by[b]?.rounds?.[mode];
+    if (!x || !y || x.length !== y.length) return null;
+    x.forEach((v, i) => v !== null && y[i] !== null && d.push(v - y[i]));
+  }
   if (!d.length) return null;
-  return { median: percentile(d, 50), q1: percentile(d, 25), q3: percentile(d, 75), faster: d.filter((v) => v < 0).length, n: d.length };
+  return { median: percentile(d, 50), q1: percentile(d, 25), q3: percentile(d, 75), ci: medianCi(d), faster: d.filter((v) => v < 0).length, n: d.length };
 }
 
 /** "over direct" figures of a compareDev result: target − direct at p50 and p95. */

@@ -49,11 +49,11 @@ try {
   for (const name of R.names.slice(1)) console.log(`- ${name}: ${VARIANT_INFO[name]}`);
   // Round by round against the port under `wrangler dev` (adjacent requests: slow spells cancel out).
   if (R.by["port-wd"]) {
-    console.log("\nRound by round, target − port-wd (ms): median [quartiles], rounds where the target was faster.\n");
+    console.log("\nRound by round, target − port-wd (ms): median [its 95 % confidence interval; quartiles], rounds where the target was faster.\n");
     for (const name of R.names.filter((x) => x !== "direct" && x !== "port-wd")) {
       const p = (m) => {
         const d = paired(R, name, "port-wd", m);
-        return d ? `${f(d.median)} [${f(d.q1)}, ${f(d.q3)}], ${d.faster}/${d.n}` : "–";
+        return d ? `${f(d.median)} [95 % CI ${f(d.ci[0])}, ${f(d.ci[1])}; quartiles ${f(d.q1)}, ${f(d.q3)}], ${d.faster}/${d.n}` : "–";
       };
       console.log(`- ${name}: non-streaming ${p("json")}; first content ${p("first")}`);
     }

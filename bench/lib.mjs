@@ -256,6 +256,26 @@ export function stats(values) {
 
 export const median = (values) => percentile(values, 50);
 
+/**
+ * A distribution-free 95 % confidence interval for the median of `values`: the
+ * order statistics k and n − 1 − k (0-based), k the largest with P(Binomial(n, ½) ≤ k − 1) ≤ 2.5 %
+ * (the sign test's interval; no assumption about the shape of the distribution).
+ * [NaN, NaN] below 6 values, where no such interval exists.
+ */
+export function medianCi(values) {
+  const s = Float64Array.from(values).sort();
+  const n = s.length;
+  let cdf = 0;
+  let term = 2 ** -n; // P(X = 0)
+  let k = 0;
+  while (k < n && cdf + term <= 0.025) {
+    cdf += term;
+    term *= (n - k) / (k + 1);
+    k++;
+  }
+  return k === 0 ? [NaN, NaN] : [s[k - 1], s[n - k]];
+}
+
 /** Total length of the union of [start, end] intervals. */
 export function unionLength(intervals) {
   const s = [...intervals].sort((a, b) => a.start - b.start);

