@@ -8,9 +8,10 @@
 // leezhuuuuu/N-1; skipped with a note when unset), see bench/dev-targets.mjs.
 // Writes BENCHMARKS.md (and bench/last-run.json).
 // BENCH_QUICK=1: fewer samples (about 2 minutes, 5 with section 6). BENCH_ONLY=latency,stream,throughput,scale,size,cold,wranglerdev
-// runs a subset (the report then says so). BENCH_OUT=path changes the report's path.
+// runs a subset (the report then says so). BENCH_OUT=path changes the report's path, and its figures
+// go beside it (path.json), so a trial run leaves BENCHMARKS.md's figures alone.
 // BENCH_NO_BUILD=1 skips the build when the size section (whose dry run builds) is not run.
-// BENCH_REPORT_ONLY=1 rewrites the report from bench/last-run.json without measuring.
+// BENCH_REPORT_ONLY=1 rewrites the report from the figures (bench/last-run.json) without measuring.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -28,6 +29,7 @@ process.chdir(ROOT);
 const QUICK = process.env.BENCH_QUICK === "1";
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",")) : null;
 const OUT = process.env.BENCH_OUT ?? "BENCHMARKS.md";
+const FIGURES = process.env.BENCH_OUT ? `${OUT.replace(/\.md$/, "")}.json` : "bench/last-run.json";
 const on = (section) => !ONLY || ONLY.has(section);
 
 const P = QUICK
@@ -393,12 +395,12 @@ function keptSections() {
 async function main() {
   if (process.env.BENCH_REPORT_ONLY === "1") {
     // Rewrite the report (e.g. after editing bench/NOTES.md) from the last run's figures.
-    const R = JSON.parse(readFileSync("bench/last-run.json", "utf8"));
+    const R = JSON.parse(readFileSync(FIGURES, "utf8"));
     Object.assign(errors, R.errors);
     R.targets = targetsCheck(R, errors);
     R.notes = readFileSync("bench/NOTES.md", "utf8");
     writeFileSync(OUT, report(R, errors) + keptSections());
-    return log(`rewrote ${OUT} from bench/last-run.json`);
+    return log(`rewrote ${OUT} from ${FIGURES}`);
   }
   const t0 = Date.now();
   const R = { date: new Date().toISOString().replace(/\.\d+Z$/, "Z"), machine: machine(), params: P, quick: QUICK, only: ONLY ? [...ONLY] : null };
@@ -471,7 +473,7 @@ async function main() {
   R.seconds = (Date.now() - t0) / 1000;
   R.errors = errors;
   // The figures first: a fault in the report below can then be mended and rerun with BENCH_REPORT_ONLY=1.
-  writeFileSync("bench/last-run.json", JSON.stringify(R, null, 1));
+  writeFileSync(FIGURES, JSON.stringify(R, null, 1));
   R.targets = targetsCheck(R, errors);
   try {
     R.notes = readFileSync("bench/NOTES.md", "utf8");
