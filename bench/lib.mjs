@@ -257,9 +257,9 @@ export function stats(values) {
 export const median = (values) => percentile(values, 50);
 
 /**
- * A distribution-free 95 % confidence interval for the median of `values`: the
- * order statistics k and n − 1 − k (0-based), k the largest with P(Binomial(n, ½) ≤ k − 1) ≤ 2.5 %
- * (the sign test's interval; no assumption about the shape of the distribution).
+ * A distribution-free 95 % confidence interval for the median of `values`: its k-th smallest
+ * and k-th largest value, k the largest with P(Binomial(n, ½) ≤ k − 1) ≤ 2.5 % (the sign
+ * test's interval; no assumption about the shape of the distribution).
  * [NaN, NaN] below 6 values, where no such interval exists.
  */
 export function medianCi(values) {

@@ -10,6 +10,8 @@ import { overDirect, paired, pairedOver, STREAM_CHUNKS as DEV_CHUNKS } from "./d
 import { CHUNK_INTERVAL, CONCURRENCY, MAX_IN_FLIGHT, PANEL_DELAYS, SCALE_DELAY, STREAM_CHUNKS, SUMMARY_DELAY } from "./params.mjs";
 
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+/** A difference, with its sign: "+0.12", "-0.40". */
+const sign = (x) => (x > 0 ? `+${f(x)}` : f(x));
 
 export function machine() {
   const cpus = os.cpus();
@@ -219,9 +221,7 @@ function devSection(W) {
     L.push(`**Skipped in this run: ${W.skipped}.**`, "", ...howTo, "");
     return L;
   }
-  const f2 = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
   const ratio = (a, b) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}×` : "n/a");
-  const sign = (x) => (x > 0 ? `+${f2(x)}` : f2(x));
   const port = { mf: "port-mf", wd: "port-wd", api: "port-api" };
   const mode = (name) => name.split("-")[1];
   const label = {
@@ -254,7 +254,7 @@ function devSection(W) {
       `### ${heading}`,
       "",
       `${P.n} rounds, each a non-streaming and a streaming request to every target, interleaved (order reversed every other round), after ${P.after} requests to each target. The direct client made the same calls itself: ` +
-        `its added latency over the ideal ${P.ideal} ms was ${f2(d.json.p50)} ms (p50) non-streaming and ${f2(d.first.p50)} ms to the first content.`,
+        `its added latency over the ideal ${P.ideal} ms was ${f(d.json.p50)} ms (p50) non-streaming and ${f(d.first.p50)} ms to the first content.`,
       "",
       "| target | non-streaming added p50 | p95 | × port (p50) | first content added p50 | p95 | × port (p50) | first byte p50 | CPU/request json: worker's workerd | wrangler's proxy workerd | wrangler's Node | CPU/stream: worker's workerd | proxy workerd | Node |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -263,9 +263,9 @@ function devSection(W) {
       const o = P.by[name];
       const x = overDirect(P, name);
       const px = name.startsWith("n1") && P.by[port[mode(name)]] ? overDirect(P, port[mode(name)]) : null;
-      const c = (m) => ["user", "proxy", "node"].map((k) => (o.cpu[m][k] === undefined ? "–" : f2(o.cpu[m][k]))).join(" | ");
+      const c = (m) => ["user", "proxy", "node"].map((k) => (o.cpu[m][k] === undefined ? "–" : f(o.cpu[m][k]))).join(" | ");
       L.push(
-        `| ${label[name] ?? name} | ${f2(x.json.p50)} | ${f2(x.json.p95)} | ${px ? ratio(x.json.p50, px.json.p50) : ""} | ${f2(x.first.p50)} | ${f2(x.first.p95)} | ${px ? ratio(x.first.p50, px.first.p50) : ""} | ${f2(o.ttfb.p50)} | ${c("json")} | ${c("stream")} |`,
+        `| ${label[name] ?? name} | ${f(x.json.p50)} | ${f(x.json.p95)} | ${px ? ratio(x.json.p50, px.json.p50) : ""} | ${f(x.first.p50)} | ${f(x.first.p95)} | ${px ? ratio(x.first.p50, px.first.p50) : ""} | ${f(o.ttfb.p50)} | ${c("json")} | ${c("stream")} |`,
       );
     }
     const key = (a, b, what) => {
@@ -276,7 +276,7 @@ function devSection(W) {
         const d = paired(P, a, b, m);
         return d ? `; round by round ${sign(d.median)} ms (95 % CI ${sign(d.ci[0])} to ${sign(d.ci[1])}, quartiles ${sign(d.q1)} to ${sign(d.q3)}), N-1 faster in ${d.faster} of ${d.n}` : "";
       };
-      return `- ${what}: non-streaming ${f2(x.json.p50)} vs ${f2(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f2(x.json.p50 - y.json.p50)} ms${pr("json")}), first content ${f2(x.first.p50)} vs ${f2(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f2(x.first.p50 - y.first.p50)} ms${pr("first")}).`;
+      return `- ${what}: non-streaming ${f(x.json.p50)} vs ${f(y.json.p50)} ms (${ratio(x.json.p50, y.json.p50)}, ${f(x.json.p50 - y.json.p50)} ms${pr("json")}), first content ${f(x.first.p50)} vs ${f(y.first.p50)} ms (${ratio(x.first.p50, y.first.p50)}, ${f(x.first.p50 - y.first.p50)} ms${pr("first")}).`;
     };
     if (where.length) {
       L.push(
@@ -285,7 +285,7 @@ function devSection(W) {
         "",
         "| target | request → first upstream call | first call → last panel answer, less its delay | last panel answer → summary call | summary answer → reply |",
         "|---|---|---|---|---|",
-        ...where.map((x) => `| ${label[x] ?? x} | ${f2(P.by[x].where.before)} | ${f2(P.by[x].where.panel)} | ${f2(P.by[x].where.between)} | ${f2(P.by[x].where.after)} |`),
+        ...where.map((x) => `| ${label[x] ?? x} | ${f(P.by[x].where.before)} | ${f(P.by[x].where.panel)} | ${f(P.by[x].where.between)} | ${f(P.by[x].where.after)} |`),
       );
     }
     L.push(
@@ -351,11 +351,12 @@ export function targetsCheck(R, errors) {
   ]) {
     const d = phases.length ? pairedOver(phases, "n1-api", "port-wd", m) : null;
     if (!d) continue;
-    const port = median(phases.map((P) => overDirect(P, "port-wd")[m].p50));
-    const ratios = phases.map((P) => `${f(overDirect(P, "n1-api")[m].p50 / overDirect(P, "port-wd")[m].p50)}×`).join(" / ");
+    const ports = phases.map((P) => overDirect(P, "port-wd")[m].p50);
+    const port = median(ports);
+    const ratios = phases.map((P, i) => `${f(overDirect(P, "n1-api")[m].p50 / ports[i])}×`).join(" / ");
     add(
       `N-1 as \`npm run dev\` runs it vs the port under \`wrangler dev\`, ${what}: at or below the port, i.e. the 95 % CI of N-1 − port, round by round over ${phases.length > 1 ? "both phases" : "the phase"}, ends ≤ 10 % of the port's added latency (issue 12)`,
-      `${d.median > 0 ? "+" : ""}${f(d.median)} ms, CI ${f(d.ci[0])} to ${f(d.ci[1])} (margin ${f(0.1 * port)}), N-1 faster in ${d.faster} of ${d.n}; p50 ratio ${ratios}`,
+      `${sign(d.median)} ms, CI ${f(d.ci[0])} to ${f(d.ci[1])} (margin ${f(0.1 * port)}), N-1 faster in ${d.faster} of ${d.n}; p50 ratio ${ratios}`,
       d.ci[1] <= 0.1 * port,
     );
   }
