@@ -32,6 +32,12 @@ function config() {
       keepalive: e(["ka-p"], m("ka-s"), { keep_alive_ms: 200 }),
       progress: e(["pg-1", "pg-2"], m("pg-s")),
       binary: e(["bin-ok", m("bin-200", { max_retries: 0 }), m("bin-500", { max_retries: 0 })], m("bin-s")),
+      // Streams whose last event comes, then nothing, the connection open; timeouts short
+      // enough that waiting for the body's end would fail the members.
+      heldopen: e(
+        [m("ho-p", { timeout_ms: 1500, max_retries: 0 }), { provider: "anthropic", endpoint: `${mock.url}/v1`, model: "ho-claude", timeout_ms: 1500, max_retries: 0 }],
+        m("ho-s", { timeout_ms: 1500, max_retries: 0 }),
+      ),
     },
   };
 }
@@ -73,6 +79,43 @@ test("a panel model slower than its timeout is aborted and reported as timeout; 
   assert.equal(events.at(-1), "[DONE]");
   await mock.waitFor(() => mock.requestsFor("t-slow").every((r) => r.endedAt));
   assert.ok(mock.requestsFor("t-slow").every((r) => r.closedEarly), "the slow fetch was aborted");
+});
+
+test("streams left open after their last event ([DONE], message_stop) are complete answers, and are let go", async () => {
+  for (const model of ["ho-p", "ho-claude"]) mock.set(model, { holdOpen: true, text: `answer from ${model}`, chunks: 3 });
+  // The summary answers 400 ms later (so the worker is still at work when the panel's streams are let go).
+  mock.set("ho-s", { holdOpen: true, text: "answer from ho-s", chunks: 3, delayMs: 400 });
+  const { nonStream, events } = await both("heldopen");
+  assert.equal(nonStream.status, 200);
+  assert.deepEqual(nonStream.body.n1.panel.map((p) => p.status), ["ok", "ok"], JSON.stringify(nonStream.body.n1.panel));
+  assert.equal(nonStream.body.n1.summary.status, "ok");
+  assert.equal(nonStream.body.choices[0].message.content, "answer from ho-s");
+  // The summary saw both panel answers whole.
+  const summaryCall = mock.requestsFor("ho-s").at(-1).body.messages[0].content;
+  assert.match(summaryCall, /answer from ho-p/);
+  assert.match(summaryCall, /answer from ho-claude/);
+  // Streaming: the summary's stream is relayed to its end, with no error event.
+  assert.equal(streamText(events), "answer from ho-s");
+  assert.ok(!events.some((e) => e !== "[DONE]" && e.error), JSON.stringify(events.filter((e) => e.error)));
+  const fin = finishChunk(events);
+  assert.equal(fin.choices[0].finish_reason, "stop");
+  assert.equal(fin.n1.summary.status, "ok");
+  assert.deepEqual(fin.n1.panel.map((p) => p.status), ["ok", "ok"]);
+  assert.equal(events.at(-1), "[DONE]");
+  // The worker closed every held stream's connection itself (the non-streaming
+  // summary call is a plain JSON reply, ended by the mock), a panel member's as
+  // soon as its answer was in: before the summary had answered, not when the
+  // request ended.
+  const held = mock.requests.filter((r) => r.body.stream === true);
+  assert.equal(held.length, 5);
+  await mock.waitFor(() => held.every((r) => r.endedAt));
+  assert.ok(held.every((r) => r.closedEarly), "each held stream was let go by the worker");
+  for (const [i, summary] of mock.requestsFor("ho-s").entries()) {
+    for (const model of ["ho-p", "ho-claude"]) {
+      const member = mock.requestsFor(model)[i];
+      assert.ok(member.endedAt < summary.startedAt + 400, `${model}'s stream was held until ${member.endedAt - summary.startedAt} ms after the summary call began`);
+    }
+  }
 });
 
 test("429 with Retry-After, then success: the worker waits as told and retries", async () => {

@@ -187,6 +187,17 @@ impl JsBody {
     }
 }
 
+/// Left before its end (the stream's last event came, or the call was cut):
+/// the rest is cancelled, so an upstream that keeps the connection open is
+/// not held until the request ends.
+impl Drop for JsBody {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.reader.cancel();
+        }
+    }
+}
+
 impl Stream for JsBody {
     type Item = Result<Vec<u8>, String>;
 

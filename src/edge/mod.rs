@@ -109,8 +109,8 @@ async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let refresh = env::refresh_later(&env);
     if line.is_some() || refresh.is_some() {
         task::wait_until(&ctx, async move {
-            let _ = promise::wait(&scheduler_wait(0.0)).await;
             if let Some(line) = line {
+                let _ = promise::wait(&scheduler_wait(0.0)).await;
                 console_log!("{line}");
             }
             if let Some(refresh) = refresh {

@@ -290,7 +290,9 @@ async function stream(res, ctx, bh, o, headers, includeUsage) {
     }
   }
   if (ctx.closed) return;
-  if (bh.fault === "stall") return; // left open until the client or close() ends it
+  // stall: some content, then silence; holdOpen: the whole stream, [DONE] included, then
+  // silence. Either is left open until the client or close() ends it.
+  if (bh.fault === "stall" || bh.holdOpen) return;
   if (bh.fault === "cut") {
     ctx.selfClosed = true;
     res.socket?.destroy();
@@ -327,6 +329,7 @@ async function anthropicReply(res, ctx, bh, o, headers, streaming) {
     if (ctx.closed) return;
     await write(res, ctx, Buffer.from(f));
   }
+  if (bh.holdOpen) return; // message_stop sent, the connection left open
   res.end();
 }
 

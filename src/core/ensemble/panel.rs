@@ -166,7 +166,7 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
 }
 
 /// One member's answer: its stream opened (retried on transient faults) and
-/// read to its end, the answer assembled; its text also goes to `live` and
+/// read to its end (or to its last event), the answer assembled; its text also goes to `live` and
 /// its size to the call's `charge` on the meter.
 #[allow(clippy::too_many_arguments)]
 async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, tries: &Cell<u32>, live: &RefCell<String>, deltas: bool, first: &Cell<Option<f64>>, charge: Option<usize>) -> Result<Completion, Failure> {
@@ -186,17 +186,20 @@ async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64
         answer.collect(ev);
     };
     let fault = loop {
-        match reader.next().await {
-            Ok(Some(bytes)) => {
-                if let Err(e) = decoder.push(&bytes, &mut emit) {
-                    break Fault::Stream(e);
-                }
-            }
-            Ok(None) => match decoder.end(&mut emit) {
-                Ok(()) => return Ok(answer),
+        // Done at the body's end, or at the stream's own last event.
+        let ended = match reader.next().await {
+            Ok(Some(bytes)) => match decoder.push(&bytes, &mut emit) {
+                Ok(()) => decoder.ended(),
                 Err(e) => break Fault::Stream(e),
             },
+            Ok(None) => true,
             Err(f) => break f,
+        };
+        if ended {
+            match decoder.end(&mut emit) {
+                Ok(()) => return Ok(answer),
+                Err(e) => break Fault::Stream(e),
+            }
         }
     };
     let reason = fault.message("panel model", rt.secrets());

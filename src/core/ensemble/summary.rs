@@ -201,18 +201,22 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
                 out.event(&ev);
             }
         };
+        // Done at the body's end, or at the stream's own last event.
         let r = match read {
-            Ok(Some(bytes)) => decoder.push(&bytes, &mut emit).map_err(Fault::Stream),
-            Ok(None) => match decoder.end(&mut emit) {
-                Ok(()) => break Ok(()),
-                Err(e) => Err(Fault::Stream(e)),
-            },
+            Ok(Some(bytes)) => decoder.push(&bytes, &mut emit).map(|()| decoder.ended()).map_err(Fault::Stream),
+            Ok(None) => Ok(true),
             Err(fault) => Err(fault),
+        };
+        let r = match r {
+            Ok(true) => decoder.end(&mut emit).map(|()| true).map_err(Fault::Stream),
+            r => r,
         };
         cost::output(rt.meter(), charge, std::mem::take(&mut chars));
         out.flush().await?;
-        if let Err(fault) = r {
-            break Err(fault);
+        match r {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(fault) => break Err(fault),
         }
     };
     out.flush().await?;

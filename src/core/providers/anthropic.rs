@@ -267,11 +267,17 @@ pub struct StreamState {
     /// Anthropic content block index → tool call index.
     tools: Vec<(u64, u32)>,
     finished: bool,
+    /// `message_stop` came: the last event of a message.
+    stopped: bool,
 }
 
 impl StreamState {
     pub fn complete(&self) -> bool {
         self.finished
+    }
+
+    pub fn ended(&self) -> bool {
+        self.stopped
     }
 
     pub fn event(&mut self, data: &str, emit: Emit) -> Result<(), StreamError> {
@@ -309,7 +315,7 @@ impl StreamState {
                     emit(Event::Usage(u));
                 }
             }
-            "message_stop" => self.finished = true,
+            "message_stop" => (self.finished, self.stopped) = (true, true),
             "error" => return Err(StreamError::upstream(ev.get_mut("error").map(Value::take).unwrap_or_default())),
             _ => {} // ping, content_block_stop, text and thinking block starts
         }

@@ -143,6 +143,18 @@ impl Decoder {
         }
     }
 
+    /// The stream sent its own last event (`[DONE]`, `message_stop`): nothing
+    /// after it counts, so its reader need not wait for the body's end (one
+    /// read less per call, and no wait on an upstream that keeps the
+    /// connection open after it).
+    pub fn ended(&self) -> bool {
+        match &self.state {
+            State::Openai(s) => s.ended(),
+            State::Anthropic(s) => s.ended(),
+            State::WorkersAi(s) => s.ended(),
+        }
+    }
+
     fn drain(&mut self, emit: Emit) -> Result<(), StreamError> {
         let mut result = Ok(());
         for ev in self.events.drain(..) {

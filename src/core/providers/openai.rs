@@ -233,6 +233,11 @@ impl StreamState {
         self.done || self.finished
     }
 
+    /// `[DONE]` came: nothing after it counts.
+    pub fn ended(&self) -> bool {
+        self.done
+    }
+
     pub fn event(&mut self, data: &str, emit: Emit) -> Result<(), StreamError> {
         if self.done {
             return Ok(()); // nothing after [DONE] counts

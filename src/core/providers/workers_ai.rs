@@ -126,6 +126,10 @@ impl StreamState {
         self.done || self.openai.as_ref().is_some_and(|o| o.complete())
     }
 
+    pub fn ended(&self) -> bool {
+        self.done || self.openai.as_ref().is_some_and(|o| o.ended())
+    }
+
     pub fn event(&mut self, data: &str, emit: Emit) -> Result<(), StreamError> {
         if let Some(o) = &mut self.openai {
             return o.event(data, emit);

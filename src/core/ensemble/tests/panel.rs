@@ -287,3 +287,14 @@ fn panel_gets_text_only_and_the_summary_gets_the_tools() {
     assert_eq!(summary["messages"][3]["role"], "tool", "the summary sees the conversation as it is");
     assert_eq!(summary["messages"][2]["tool_calls"][0]["id"], "c1");
 }
+
+#[test]
+fn a_panel_stream_left_open_after_its_last_event_is_an_answer_at_once() {
+    // `[DONE]`, then the connection stays open: the answer is complete.
+    let fake = Fake::default().stream("a", &[data(GOOD_STREAM), Piece::Stall]);
+    let answer = run(&fake, &ensemble(&["a"], &["s"])).unwrap();
+    assert_eq!(answer.meta.panel[0].status, MemberStatus::Ok);
+    assert!(fake.now() < 100.0, "waited for the body's end until {}", fake.now());
+    let (_, summary) = fake.bodies.borrow().last().cloned().unwrap();
+    assert!(summary["messages"][0]["content"].as_str().unwrap().contains("<answer id=\"1\">\n4\n</answer>"), "{summary}");
+}

@@ -260,3 +260,15 @@ fn client_seen_leaving_mid_summary_aborts_the_upstream_stream() {
     assert_eq!(sink.content(), "4");
     assert!(!sink.text().contains("[DONE]") && !sink.text().contains("error"), "{}", sink.text());
 }
+
+#[test]
+fn a_summary_stream_left_open_after_its_last_event_ends_the_reply_at_once() {
+    let fake = Fake::default().stream("s", &[data(GOOD_STREAM), Piece::Stall]);
+    let sink = run_stream(&fake, &ensemble(&["a"], &["s"]));
+    assert_eq!(sink.content(), "4");
+    let fin = sink.finish_chunk();
+    assert_eq!(fin["n1"]["summary"]["status"], "ok", "{fin}");
+    assert_eq!(fin["choices"][0]["finish_reason"], "stop");
+    assert_eq!(sink.events().last().unwrap(), "[DONE]");
+    assert!(fake.now() < 100.0, "waited for the body's end until {}", fake.now());
+}

@@ -130,6 +130,35 @@ fn nothing_after_done_counts() {
     assert_eq!(d.text(), "a");
 }
 
+/// Each format's last event ends the stream for its reader; a finish reason
+/// alone does not (OpenAI's usage chunk, Anthropic's `message_stop` follow it).
+#[test]
+fn the_last_event_ends_the_stream_not_the_finish_reason() {
+    let cases = [
+        (Provider::Openai, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", "data: [DONE]\n\n"),
+        (
+            Provider::Anthropic,
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ),
+        (Provider::WorkersAi, "data: {\"response\":\"a\"}\n\n", "data: [DONE]\n\n"),
+        (Provider::WorkersAi, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", "data: [DONE]\n\n"),
+    ];
+    for (p, before, last) in cases {
+        let mut d = p.decoder();
+        let mut emit = |_: crate::core::events::Event<'_>| {};
+        d.push(before.as_bytes(), &mut emit).unwrap();
+        assert!(!d.ended(), "{p:?}: not ended by {before:?}");
+        // Split inside the last event: ended only once it is whole.
+        let (a, b) = last.split_at(last.len() - 1);
+        d.push(a.as_bytes(), &mut emit).unwrap();
+        assert!(!d.ended(), "{p:?}: ended by half an event");
+        d.push(b.as_bytes(), &mut emit).unwrap();
+        assert!(d.ended(), "{p:?}: ended by {last:?}");
+        assert_eq!(d.end(&mut emit), Ok(()));
+    }
+}
+
 #[test]
 fn a_null_error_member_is_no_error() {
     let src = "data: {\"error\":null,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}]}\n\n\
