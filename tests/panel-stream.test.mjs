@@ -23,6 +23,7 @@ function config() {
       toolens: { panel: [m("te-p")], summary: m("te-s"), tool_turns: "ensemble" },
       tasks: { panel: [m("tk-p1"), m("tk-p2")], summary: m("tk-s"), task_model: m("tk-cheap") },
       think: { panel: [m("th-p")], summary: m("th-s") },
+      reuse: { panel: [m("ru-1"), m("ru-2")], summary: m("ru-s") },
     },
   };
 }
@@ -194,4 +195,26 @@ test("reasoning deltas of the summary model reach the openai client in both mode
   const s2 = await postChat(w.url, { model: "think", stream: true, messages: user("q") });
   const { events } = parseSse(await s2.text());
   assert.equal(events.filter((e) => e.choices?.[0]?.delta?.reasoning).map((e) => e.choices[0].delta.reasoning).join(""), "short thought");
+});
+
+test("a stream read to its last event ([DONE]) leaves its connection to the next call: chunked panel and summary streams reuse connections", async () => {
+  // The mock streams with chunked framing, as providers do. Each request makes 3 calls
+  // (2 at once); a worker that dropped or cancelled a body after [DONE] would need
+  // new connections every time (measured: 91 for 120 calls instead of 3).
+  for (const model of ["ru-1", "ru-2", "ru-s"]) mock.set(model, { text: `answer from ${model}`, chunks: 3 });
+  const first = mock.connections;
+  for (let i = 0; i < 6; i++) {
+    const stream = i % 2 === 1;
+    const r = await postChat(w.url, { model: "reuse", messages: user("q"), ...(stream ? { stream: true } : {}) });
+    assert.equal(r.status, 200);
+    const text = await r.text();
+    const answer = stream
+      ? parseSse(text).events.filter((e) => e !== "[DONE]").map((e) => e.choices?.[0]?.delta?.content ?? "").join("")
+      : JSON.parse(text).choices[0].message.content;
+    assert.equal(answer, "answer from ru-s");
+  }
+  assert.equal(mock.requests.length, 18);
+  assert.ok(mock.requests.filter((r) => r.body.stream === true).length >= 15, "panel calls and streamed summaries are streams");
+  const opened = mock.connections - first;
+  assert.ok(opened <= 4, `${opened} new connections for 18 calls`);
 });

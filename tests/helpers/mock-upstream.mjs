@@ -121,7 +121,9 @@ export async function startMockUpstream() {
       res.destroy();
     });
   });
+  let connections = 0;
   server.on("connection", (s) => {
+    connections++;
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
@@ -138,6 +140,10 @@ export async function startMockUpstream() {
     url: `http://127.0.0.1:${port}`,
     get requests() {
       return requests;
+    },
+    /** TCP connections accepted so far (a client that reuses its connections opens few). */
+    get connections() {
+      return connections;
     },
     set(model, behaviour) {
       behaviours.set(model, behaviour);
