@@ -265,7 +265,14 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     const pids = (t) => (t.w ? { user: t.w.pid, proxy: t.w.proxyPid, node: t.w.nodePid } : {});
     // One measurement: n interleaved rounds.
     const measure = async () => {
-      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], errors: 0, cpu: { json: {}, stream: {} } }]));
+      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], errors: 0, failures: [], cpu: { json: {}, stream: {} } }]));
+      // A failed request: counted, and the first few kept (status and the body's end, where an
+      // error event would be), so the report can say what went wrong.
+      const failed = (t, round, mode, r) => {
+        const o = res[t.name];
+        o.errors++;
+        if (o.failures.length < 3) o.failures.push({ round, mode, status: r.status, end: r.body.toString().replace(/\s+/g, " ").slice(-300) });
+      };
       // The CPU time of each process from one request of a target to its next request goes to the
       // first request's mode (the worker's after-response work included).
       const last = new Map();
@@ -291,7 +298,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           } catch {
             ok = false;
           }
-          if (!ok) res[t.name].errors++;
+          if (!ok) failed(t, i, "json", r);
           res[t.name].json.push(ms(r.end - r.t0) - IDEAL);
           const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
           if (calls.length === PANEL_DELAYS.length + 1) {
@@ -308,7 +315,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
         for (const t of order) {
           account(t, "stream");
           const r = await t.req("lat", true, { stamps: true });
-          if (r.status !== 200 || r.chunks.length !== STREAM_CHUNKS) res[t.name].errors++;
+          if (r.status !== 200 || r.chunks.length !== STREAM_CHUNKS) failed(t, i, "stream", r);
           // null when no content came (kept, so that rounds stay aligned across targets).
           res[t.name].first.push(r.chunks.length ? ms(r.chunks[0][1] - r.t0) - IDEAL : null);
           res[t.name].ttfb.push(ms(r.first - r.t0));
@@ -331,6 +338,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           ttfb: st(o.ttfb),
           where: { before: median(o.before), panel: median(o.panel), between: median(o.between), after: median(o.after) },
           errors: o.errors,
+          failures: o.failures,
           cpu: { json: cpu("json"), stream: cpu("stream") },
           // Each round's added time (ms over the ideal; `first`: null when no content came), for paired comparisons.
           rounds: { json: o.json.map(r2), first: o.first.map((v) => (v === null ? null : r2(v))) },

@@ -27,7 +27,7 @@ export function machine() {
   } catch {}
   let profile = "";
   try {
-    profile = readFileSync("Cargo.toml", "utf8").match(/\[profile\.release\]([\s\S]*?)(\n\[|$)/)[1].trim().split("\n").join(", ");
+    profile = readFileSync("Cargo.toml", "utf8").match(/\[profile\.release\]([\s\S]*?)(\n\[|$)/)[1].split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#")).join(", ");
   } catch {}
   return {
     cpu: `${cpus[0]?.model ?? "?"} × ${cpus.length}`,
@@ -194,6 +194,13 @@ export function report(R, errors) {
     `Across every section: ${T.map((t) => `${t} ${errors[t] ?? 0}`).join(", ")}${R.wranglerDev?.names ? `; section 6: ${devErrors.length ? devErrors.map(([k, v]) => `${k.slice(4)} ${v}`).join(", ") : "none"}` : ""}.`,
     "",
   );
+  // Section 6 keeps its first failures per target (round, mode, status, the body's end).
+  const failures = [["early", R.wranglerDev], ["steady", R.wranglerDev?.steady]].flatMap(([phase, D]) =>
+    Object.entries(D?.by ?? {}).flatMap(([name, o]) =>
+      (o.failures ?? []).map((x) => `- section 6, ${phase}, ${name}, round ${x.round + 1}, ${x.mode}: HTTP ${x.status}, body ending \`${x.end.replaceAll("`", "'")}\``),
+    ),
+  );
+  if (failures.length) p(...failures, "");
 
   if (R.targets) {
     p("## Targets (issues 6 and 12)", "", "| target | figure | met |", "|---|---|---|", ...R.targets.map((t) => `| ${t.what} | ${t.value} | ${t.met ? "yes" : "**no**"} |`), "");
