@@ -366,6 +366,9 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
 
 const r2 = (v) => Math.round(v * 100) / 100;
 
+/** One kept failure of target `name` (from `failures` of a compareDev result), as a line. */
+export const failureLine = (name, x) => `${name}, round ${x.round + 1}, ${x.mode}: HTTP ${x.status}, body ending \`${x.end.replaceAll("`", "'")}\``;
+
 /** Round by round, `a`'s time − `b`'s (their requests were adjacent in time, so slow spells of the
  * machine cancel out): the median difference, its quartiles, a 95 % confidence interval for the
  * median (`ci`, sign test), and in how many rounds `a` was faster. */

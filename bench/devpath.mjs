@@ -11,7 +11,7 @@
 // BENCHMARKS.md, section 6).
 import path from "node:path";
 import { startMock } from "./lib.mjs";
-import { compareDev, overDirect, paired, VARIANT_INFO } from "./dev-targets.mjs";
+import { compareDev, failureLine, overDirect, paired, VARIANT_INFO } from "./dev-targets.mjs";
 
 process.chdir(path.resolve(new URL("..", import.meta.url).pathname));
 const N = Number(process.env.N ?? 40);
@@ -44,7 +44,7 @@ try {
       `| ${name} | ${f(d.json.p50)} | ${f(d.json.p95)} | ${f(d.first.p50)} | ${f(d.first.p95)} | ${f(o.ttfb.p50)} | ${f(w.before)} | ${f(w.panel)} | ${f(w.between)} | ${f(w.after)} | ${c("json")} | ${c("stream")} | ${o.errors} |`,
     );
   }
-  for (const name of R.names) for (const x of R.by[name].failures ?? []) console.log(`\nfailed: ${name}, round ${x.round + 1}, ${x.mode}: HTTP ${x.status}, body ending \`${x.end}\``);
+  for (const name of R.names) for (const x of R.by[name].failures ?? []) console.log(`\nfailed: ${failureLine(name, x)}`);
   const b = R.by.direct;
   console.log(`\ndirect: json added p50 ${f(b.json.p50)} ms, first content p50 ${f(b.first.p50)} ms over the ideal ${R.ideal} ms.\n`);
   for (const name of R.names.slice(1)) console.log(`- ${name}: ${VARIANT_INFO[name]}`);

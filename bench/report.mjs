@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { median } from "./lib.mjs";
-import { overDirect, paired, pairedOver, STREAM_CHUNKS as DEV_CHUNKS } from "./dev-targets.mjs";
+import { failureLine, overDirect, paired, pairedOver, STREAM_CHUNKS as DEV_CHUNKS } from "./dev-targets.mjs";
 import { CHUNK_INTERVAL, CONCURRENCY, MAX_IN_FLIGHT, PANEL_DELAYS, SCALE_DELAY, STREAM_CHUNKS, SUMMARY_DELAY } from "./params.mjs";
 
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
@@ -197,7 +197,7 @@ export function report(R, errors) {
   // Section 6 keeps its first failures per target (round, mode, status, the body's end).
   const failures = [["early", R.wranglerDev], ["steady", R.wranglerDev?.steady]].flatMap(([phase, D]) =>
     Object.entries(D?.by ?? {}).flatMap(([name, o]) =>
-      (o.failures ?? []).map((x) => `- section 6, ${phase}, ${name}, round ${x.round + 1}, ${x.mode}: HTTP ${x.status}, body ending \`${x.end.replaceAll("`", "'")}\``),
+      (o.failures ?? []).map((x) => `- section 6, ${phase}, ${failureLine(name, x)}`),
     ),
   );
   if (failures.length) p(...failures, "");

@@ -191,8 +191,9 @@ impl JsBody {
 extern "C" {
     /// One more read, in JavaScript, off our path: at the body's end (the
     /// usual case after a stream's last event) the connection goes back to
-    /// the runtime's pool (cancelled, a chunked one would not: measured, 3
-    /// connections for 120 calls became 91); anything more is cancelled.
+    /// the runtime's pool, which a chunked body cancelled before its last
+    /// chunk cannot (measured: 3 connections for 120 calls became 91);
+    /// anything more is cancelled.
     fn release(reader: &web_sys::ReadableStreamDefaultReader);
 }
 
@@ -200,11 +201,12 @@ extern "C" {
 /// (a call that was cut), cancelled.
 impl Drop for JsBody {
     fn drop(&mut self) {
-        if self.done {
-        } else if self.pending.is_some() {
-            let _ = self.reader.cancel();
-        } else {
-            release(&self.reader);
+        if !self.done {
+            if self.pending.is_some() {
+                let _ = self.reader.cancel();
+            } else {
+                release(&self.reader);
+            }
         }
     }
 }

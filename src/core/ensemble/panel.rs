@@ -166,8 +166,8 @@ fn report(lineup: &Lineup, m: &Member) -> MemberReport {
 }
 
 /// One member's answer: its stream opened (retried on transient faults) and
-/// read to its end (or to its last event), the answer assembled; its text also goes to `live` and
-/// its size to the call's `charge` on the meter.
+/// read until it is over (`Decoder::read`), the answer assembled; its text
+/// also goes to `live` and its size to the call's `charge` on the meter.
 #[allow(clippy::too_many_arguments)]
 async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64, tries: &Cell<u32>, live: &RefCell<String>, deltas: bool, first: &Cell<Option<f64>>, charge: Option<usize>) -> Result<Completion, Failure> {
     let upstream = with_retries(rt, model, deadline, tries, |t| rt.open_stream(model, body, t)).await?;
@@ -186,20 +186,14 @@ async fn answer<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64
         answer.collect(ev);
     };
     let fault = loop {
-        // Done at the body's end, or at the stream's own last event.
-        let ended = match reader.next().await {
-            Ok(Some(bytes)) => match decoder.push(&bytes, &mut emit) {
-                Ok(()) => decoder.ended(),
-                Err(e) => break Fault::Stream(e),
-            },
-            Ok(None) => true,
+        let read = match reader.next().await {
+            Ok(read) => read,
             Err(f) => break f,
         };
-        if ended {
-            match decoder.end(&mut emit) {
-                Ok(()) => return Ok(answer),
-                Err(e) => break Fault::Stream(e),
-            }
+        match decoder.read(read.as_deref(), &mut emit) {
+            Ok(true) => return Ok(answer),
+            Ok(false) => {}
+            Err(e) => break Fault::Stream(e),
         }
     };
     let reason = fault.message("panel model", rt.secrets());

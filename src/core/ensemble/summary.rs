@@ -201,16 +201,8 @@ async fn relay<R: Runtime>(rt: &R, model: &ModelSpec, body: &str, deadline: f64,
                 out.event(&ev);
             }
         };
-        // Done at the body's end, or at the stream's own last event.
-        let r = match read {
-            Ok(Some(bytes)) => decoder.push(&bytes, &mut emit).map(|()| decoder.ended()).map_err(Fault::Stream),
-            Ok(None) => Ok(true),
-            Err(fault) => Err(fault),
-        };
-        let r = match r {
-            Ok(true) => decoder.end(&mut emit).map(|()| true).map_err(Fault::Stream),
-            r => r,
-        };
+        // `Ok(true)`: the stream is over (`Decoder::read`).
+        let r = read.and_then(|bytes| decoder.read(bytes.as_deref(), &mut emit).map_err(Fault::Stream));
         cost::output(rt.meter(), charge, std::mem::take(&mut chars));
         out.flush().await?;
         match r {

@@ -143,10 +143,23 @@ impl Decoder {
         }
     }
 
+    /// One read of the body (`None`: the body ended) for a reader that stops
+    /// when the stream is over: `Ok(true)` at the stream's own last event or
+    /// at the body's end, each checked by `end`. The last event is enough, so
+    /// no read waits for the body's end after it (one read less per call, and
+    /// no wait on an upstream that keeps the connection open after it).
+    pub fn read(&mut self, bytes: Option<&[u8]>, emit: Emit) -> Result<bool, StreamError> {
+        if let Some(bytes) = bytes {
+            self.push(bytes, emit)?;
+            if !self.ended() {
+                return Ok(false);
+            }
+        }
+        self.end(emit).map(|()| true)
+    }
+
     /// The stream sent its own last event (`[DONE]`, `message_stop`): nothing
-    /// after it counts, so its reader need not wait for the body's end (one
-    /// read less per call, and no wait on an upstream that keeps the
-    /// connection open after it).
+    /// after it counts.
     pub fn ended(&self) -> bool {
         match &self.state {
             State::Openai(s) => s.ended(),
