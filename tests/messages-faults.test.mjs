@@ -34,6 +34,20 @@ test("a panel model slower than its timeout: a degraded answer in both modes", a
   assert.ok(mock.requestsFor("t-slow").every((r) => r.closedEarly), "the slow fetch was aborted");
 });
 
+test("streams left open after their last event ([DONE], message_stop): complete answers in both modes, no error event", async () => {
+  for (const model of ["ho-p", "ho-claude", "ho-s"]) mock.set(model, { holdOpen: true, text: `answer from ${model}`, chunks: 3 });
+  const { nonStream, events: evs } = await both("heldopen");
+  assert.equal(nonStream.status, 200);
+  assert.equal(nonStream.body.content[0].text, "answer from ho-s");
+  assert.deepEqual(nonStream.body.n1.panel.map((p) => p.status), ["ok", "ok"]);
+  assert.equal(nonStream.body.stop_reason, "end_turn");
+  assert.equal(streamText(evs), "answer from ho-s");
+  assert.ok(!evs.some((e) => e.event === "error"), JSON.stringify(evs.filter((e) => e.event === "error")));
+  assert.deepEqual(delta(evs).n1.panel.map((p) => p.status), ["ok", "ok"]);
+  assert.equal(delta(evs).delta.stop_reason, "end_turn");
+  assert.equal(evs.at(-1).event, "message_stop");
+});
+
 test("all panel models failing: 502 api_error / an error event naming each, and the stream ends there", async () => {
   mock.set("af-1", { fault: "hang" });
   mock.set("af-2", { status: 503 });

@@ -22,6 +22,11 @@ function config() {
       fallback: { panel: [m("fb-p")], summary: [m("fb-s1", { max_retries: 0 }), m("fb-s2")] },
       slow: { panel: [m("sl-p", { timeout_ms: 300, max_retries: 0 }), m("sl-ok")], summary: m("sl-s") },
       ceiling: { panel: [m("cl-p")], summary: m("cl-s"), request_timeout_ms: 800 },
+      // Streams that end ([DONE], message_stop) and keep the connection open.
+      heldopen: {
+        panel: [m("ho-p", { timeout_ms: 1500, max_retries: 0 }), { provider: "anthropic", endpoint: `${mock.url}/v1`, model: "ho-claude", api_key_secret: "ANTHROPIC_KEY", timeout_ms: 1500, max_retries: 0 }],
+        summary: m("ho-s", { timeout_ms: 1500, max_retries: 0 }),
+      },
       mixed: {
         panel: [m("mx-openai"), { provider: "anthropic", endpoint: `${mock.url}/v1`, model: "mx-claude", api_key_secret: "ANTHROPIC_KEY" }],
         summary: m("mx-s"),
@@ -344,6 +349,22 @@ test("resilience: a panel model past its timeout is cut; the request ceiling is 
   const { events } = parseSse(await res.text());
   assert.equal(events.at(-1).type, "response.failed");
   assert.equal(events.at(-1).response.error.code, "request_timeout");
+});
+
+test("resilience: streams left open after their last event ([DONE], message_stop) are complete answers, created or streamed", async () => {
+  for (const model of ["ho-p", "ho-claude", "ho-s"]) mock.set(model, { holdOpen: true, text: `answer from ${model}`, chunks: 3 });
+  const r = await client.responses.create({ model: "heldopen", input: "q" });
+  assert.equal(r.status, "completed");
+  assert.equal(r.output_text, "answer from ho-s");
+  assert.deepEqual(r.n1.panel.map((p) => p.status), ["ok", "ok"]);
+  const stream = client.responses.stream({ model: "heldopen", input: "q" });
+  const events = [];
+  for await (const e of stream) events.push(e);
+  assert.equal(events.at(-1).type, "response.completed");
+  assert.ok(!events.some((e) => e.type === "response.failed" || e.type === "error"), JSON.stringify(events.at(-1)));
+  const final = await stream.finalResponse();
+  assert.equal(final.output_text, "answer from ho-s");
+  assert.deepEqual(final.n1.panel.map((p) => p.status), ["ok", "ok"]);
 });
 
 test("mixed providers: an OpenAI-compatible and an Anthropic panel member answer through /v1/responses and /v1/chat/completions alike, usage summed", async () => {

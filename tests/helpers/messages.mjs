@@ -69,6 +69,11 @@ export function messagesConfig(mock) {
       paneltimeout: e(["pt-fast", "pt-slow"], m("pt-s"), { panel_timeout_ms: 500 }),
       minpanel: e(["mp-1", m("mp-2", { max_retries: 0 })], m("mp-s"), { min_panel: 2 }),
       best: e(["bp-1", "bp-2"], m("bp-s", { max_retries: 0 }), { on_summary_failure: "best_panel_answer" }),
+      // Streams that end ([DONE], message_stop) and keep the connection open.
+      heldopen: e(
+        [m("ho-p", { timeout_ms: 1500, max_retries: 0 }), { provider: "anthropic", endpoint: `${mock.url}/v1`, model: "ho-claude", timeout_ms: 1500, max_retries: 0 }],
+        m("ho-s", { timeout_ms: 1500, max_retries: 0 }),
+      ),
     },
   };
 }
