@@ -11,7 +11,7 @@ import { fork } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { agent, cpuMs, median, medianCi, nowNs, percentile, post, sleep } from "./lib.mjs";
+import { agent, cpuMs, median, medianCi, nowNs, percentile, post, sleep, unionLength } from "./lib.mjs";
 import { descendants, devProcs, freePort, portConfig, preparePort, startWranglerDev, userWorkerUrl, writeEnvFile, writeLocalConfig } from "./wrangler-dev.mjs";
 
 const ROOT = path.resolve(new URL("..", import.meta.url).pathname);
@@ -31,6 +31,9 @@ const ms = (ns) => Number(ns) / 1e6;
 export const VARIANT_INFO = {
   "n1-mf": "N-1 in plain Miniflare (as sections 1-5 run it)",
   "port-mf": "the port in plain Miniflare",
+  "ref-mf": "the reference worker (bench/reference-worker.mjs) in plain Miniflare",
+  "n1-at-mf": "another N-1 build (BENCH_BUILD_DIR, e.g. from bench/build-at.sh) with its own entry, in plain Miniflare",
+  "ref-at-mf": "the reference worker of that build's commit (BENCH_BUILD_DIR/reference-worker.mjs) in plain Miniflare",
   "n1-mf-insp": "N-1, Miniflare with an inspector port (workerd --inspector-addr), no client",
   "port-mf-insp": "the port, same",
   "n1-mf-rt": "N-1, Miniflare + inspector client sending Runtime.enable + Network.enable (what wrangler's inspector proxy sends)",
@@ -99,6 +102,11 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     }
     return port;
   };
+  const builtDir = () => {
+    const dir = process.env.BENCH_BUILD_DIR;
+    if (!dir || !existsSync(path.resolve(dir, "entry.mjs"))) throw new Error("n1-at-mf needs BENCH_BUILD_DIR: a build with its entry.mjs (bench/build-at.sh)");
+    return dir;
+  };
   const auth = (who) => (who === "port" ? { authorization: `Bearer ${TOKEN}` } : {});
   const probe = (who) => async (url) => (await post(agent(), `${url}/v1/chat/completions`, clientBody("zero", false), { headers: auth(who) })).status === 200;
   const forkHost = (script, spec) => {
@@ -112,7 +120,11 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     const spec =
       who === "n1"
         ? { scriptPath: "worker/entry.mjs", bindings: n1Vars(), inspector, methods }
-        : { scriptPath: path.relative(ROOT, portDir().script), bindings: {}, modules: false, inspector, methods };
+        : who === "n1-at"
+          ? { scriptPath: path.relative(ROOT, path.resolve(builtDir(), "entry.mjs")), bindings: n1Vars(), inspector, methods }
+          : who === "ref" || who === "ref-at"
+            ? { scriptPath: who === "ref" ? "bench/reference-worker.mjs" : path.relative(ROOT, path.resolve(builtDir(), "reference-worker.mjs")), bindings: { REF_CONFIG: JSON.stringify(ens) }, inspector, methods }
+            : { scriptPath: path.relative(ROOT, portDir().script), bindings: {}, modules: false, inspector, methods };
     const h = await forkHost("./mf-host.mjs", spec);
     return { url: h.url, pid: h.pid, nodePid: h.child.pid, close: h.close };
   };
@@ -182,6 +194,9 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
   const VARIANTS = {
     "n1-mf": () => mf("n1"),
     "port-mf": () => mf("port"),
+    "ref-mf": () => mf("ref"),
+    "n1-at-mf": () => mf("n1-at"),
+    "ref-at-mf": () => mf("ref-at"),
     "n1-mf-insp": () => mf("n1", { inspector: true }),
     "port-mf-insp": () => mf("port", { inspector: true }),
     "n1-mf-rt": () => mf("n1", { inspector: true, methods: ["Runtime.enable", "Network.enable"] }),
@@ -265,7 +280,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     const pids = (t) => (t.w ? { user: t.w.pid, proxy: t.w.proxyPid, node: t.w.nodePid } : {});
     // One measurement: n interleaved rounds.
     const measure = async () => {
-      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], errors: 0, failures: [], cpu: { json: {}, stream: {} } }]));
+      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], tz: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], errors: 0, failures: [], cpu: { json: {}, stream: {} } }]));
       // A failed request: counted, and the first few kept (status and the body's end, where an
       // error event would be), so the report can say what went wrong.
       const failed = (t, round, mode, r) => {
@@ -301,6 +316,10 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           if (!ok) failed(t, i, "json", r);
           res[t.name].json.push(ms(r.end - r.t0) - IDEAL);
           const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
+          // TensorZero-style overhead: the wall time outside every upstream call (the mock's own
+          // timer jitter falls inside the calls, so this is the worker's time alone). null when
+          // the calls were not all seen (kept, so that rounds stay aligned across targets).
+          res[t.name].tz.push(calls.length === PANEL_DELAYS.length + 1 ? ms(r.end - r.t0) - unionLength(calls) : null);
           if (calls.length === PANEL_DELAYS.length + 1) {
             const summary = calls.at(-1);
             res[t.name].before.push(calls[0].start - ms(r.t0));
@@ -334,6 +353,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
         const cpu = (mode) => Object.fromEntries(Object.entries(o.cpu[mode]).map(([k, v]) => [k, median(v)]));
         out.by[t.name] = {
           json: st(o.json),
+          tz: st(o.tz.filter((v) => v !== null)),
           first: st(o.first.filter((v) => v !== null)),
           ttfb: st(o.ttfb),
           where: { before: median(o.before), panel: median(o.panel), between: median(o.between), after: median(o.after) },
@@ -341,7 +361,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           failures: o.failures,
           cpu: { json: cpu("json"), stream: cpu("stream") },
           // Each round's added time (ms over the ideal; `first`: null when no content came), for paired comparisons.
-          rounds: { json: o.json.map(r2), first: o.first.map((v) => (v === null ? null : r2(v))) },
+          rounds: { json: o.json.map(r2), tz: o.tz.map((v) => (v === null ? null : r2(v))), first: o.first.map((v) => (v === null ? null : r2(v))) },
         };
       }
       return out;
@@ -387,6 +407,18 @@ export function pairedOver(Rs, a, b, mode) {
   }
   if (!d.length) return null;
   return { median: percentile(d, 50), q1: percentile(d, 25), q3: percentile(d, 75), ci: medianCi(d), faster: d.filter((v) => v < 0).length, n: d.length };
+}
+
+/** Round by round, (a − b) − (c − d): e.g. this code's cost over its reference worker against
+ * another build's over its own, each round's four requests adjacent in time. As `paired`. */
+export function pairedDiff(R, [a, b, c, d], mode) {
+  const v = (n) => R?.by[n]?.rounds?.[mode];
+  const [w, x, y, z] = [a, b, c, d].map(v);
+  if (![w, x, y, z].every((r) => r && r.length === w.length)) return null;
+  const diff = [];
+  w.forEach((_, i) => [w, x, y, z].every((r) => r[i] !== null) && diff.push(w[i] - x[i] - (y[i] - z[i])));
+  if (!diff.length) return null;
+  return { median: percentile(diff, 50), q1: percentile(diff, 25), q3: percentile(diff, 75), ci: medianCi(diff), faster: diff.filter((t) => t < 0).length, n: diff.length };
 }
 
 /** "over direct" figures of a compareDev result: target − direct at p50 and p95. */
