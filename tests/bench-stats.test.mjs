@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { medianCi } from "../bench/lib.mjs";
-import { pairedOver } from "../bench/dev-targets.mjs";
+import { pairedDiff, pairedOver } from "../bench/dev-targets.mjs";
 import { targetsCheck } from "../bench/report.mjs";
 
 const range = (n) => Array.from({ length: n }, (_, i) => i);
@@ -48,6 +48,24 @@ test("pairedOver pools the phases round by round and skips rounds missing on eit
   assert.equal(d.median, 4); // differences 1, 2, 4, 4, 5
   assert.equal(d.faster, 0);
   assert.equal(pairedOver([a, { by: {} }], "n1-api", "port-wd", "json"), null);
+});
+
+test("pairedDiff: (a − b) − (c − d) round by round, a round missing anywhere dropped", () => {
+  const by = (rounds) => ({ rounds: { tz: rounds } });
+  const R = {
+    by: {
+      now: by([5, 6, 7, null, 9]),
+      ref: by([4, 4, 4, 4, 4]),
+      then: by([3, 3, 3, 3, 3]),
+      refThen: by([2, 1, 2, 2, 0]),
+    },
+  };
+  const d = pairedDiff(R, ["now", "ref", "then", "refThen"], "tz");
+  // (5−4)−(3−2) = 0, (6−4)−(3−1) = 0, (7−4)−(3−2) = 2, dropped, (9−4)−(3−0) = 2
+  assert.equal(d.n, 4);
+  assert.equal(d.median, 1);
+  assert.equal(d.faster, 0);
+  assert.equal(pairedDiff(R, ["now", "ref", "then", "absent"], "tz"), null);
 });
 
 test("section 6's check: met when the CI's upper end is within 10 % of the port's added latency, not on a lone p50", () => {
