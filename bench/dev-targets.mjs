@@ -104,7 +104,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
   };
   const builtDir = () => {
     const dir = process.env.BENCH_BUILD_DIR;
-    if (!dir || !existsSync(path.resolve(dir, "entry.mjs"))) throw new Error("n1-at-mf needs BENCH_BUILD_DIR: a build with its entry.mjs (bench/build-at.sh)");
+    if (!dir || !existsSync(path.resolve(dir, "entry.mjs"))) throw new Error("n1-at-mf and ref-at-mf need BENCH_BUILD_DIR: a build with its entry.mjs (bench/build-at.sh)");
     return dir;
   };
   const auth = (who) => (who === "port" ? { authorization: `Bearer ${TOKEN}` } : {});
@@ -117,14 +117,16 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     });
   };
   const mf = async (who, { inspector = false, methods = null } = {}) => {
-    const spec =
-      who === "n1"
-        ? { scriptPath: "worker/entry.mjs", bindings: n1Vars(), inspector, methods }
-        : who === "n1-at"
-          ? { scriptPath: path.relative(ROOT, path.resolve(builtDir(), "entry.mjs")), bindings: n1Vars(), inspector, methods }
-          : who === "ref" || who === "ref-at"
-            ? { scriptPath: who === "ref" ? "bench/reference-worker.mjs" : path.relative(ROOT, path.resolve(builtDir(), "reference-worker.mjs")), bindings: { REF_CONFIG: JSON.stringify(ens) }, inspector, methods }
-            : { scriptPath: path.relative(ROOT, portDir().script), bindings: {}, modules: false, inspector, methods };
+    const built = (file) => path.relative(ROOT, path.resolve(builtDir(), file));
+    const refVars = () => ({ REF_CONFIG: JSON.stringify(ens) });
+    const workers = {
+      n1: () => ({ scriptPath: "worker/entry.mjs", bindings: n1Vars() }),
+      "n1-at": () => ({ scriptPath: built("entry.mjs"), bindings: n1Vars() }),
+      ref: () => ({ scriptPath: "bench/reference-worker.mjs", bindings: refVars() }),
+      "ref-at": () => ({ scriptPath: built("reference-worker.mjs"), bindings: refVars() }),
+      port: () => ({ scriptPath: path.relative(ROOT, portDir().script), bindings: {}, modules: false }),
+    };
+    const spec = { ...workers[who](), inspector, methods };
     const h = await forkHost("./mf-host.mjs", spec);
     return { url: h.url, pid: h.pid, nodePid: h.child.pid, close: h.close };
   };
@@ -361,7 +363,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           failures: o.failures,
           cpu: { json: cpu("json"), stream: cpu("stream") },
           // Each round's added time (ms over the ideal; `first`: null when no content came), for paired comparisons.
-          rounds: { json: o.json.map(r2), tz: o.tz.map((v) => (v === null ? null : r2(v))), first: o.first.map((v) => (v === null ? null : r2(v))) },
+          rounds: { json: o.json.map(r2), tz: o.tz.map(r2), first: o.first.map(r2) },
         };
       }
       return out;
@@ -384,7 +386,8 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
   }
 }
 
-const r2 = (v) => Math.round(v * 100) / 100;
+// Rounded to 0.01; null (a round without that figure) stays null.
+const r2 = (v) => (v === null ? null : Math.round(v * 100) / 100);
 
 /** One kept failure of target `name` (from `failures` of a compareDev result), as a line. */
 export const failureLine = (name, x) => `${name}, round ${x.round + 1}, ${x.mode}: HTTP ${x.status}, body ending \`${x.end.replaceAll("`", "'")}\``;
@@ -405,6 +408,11 @@ export function pairedOver(Rs, a, b, mode) {
     if (!x || !y || x.length !== y.length) return null;
     x.forEach((v, i) => v !== null && y[i] !== null && d.push(v - y[i]));
   }
+  return spread(d);
+}
+
+/** Differences summed up: median, quartiles, the median's 95 % CI, how many below zero; null when none. */
+function spread(d) {
   if (!d.length) return null;
   return { median: percentile(d, 50), q1: percentile(d, 25), q3: percentile(d, 75), ci: medianCi(d), faster: d.filter((v) => v < 0).length, n: d.length };
 }
@@ -417,8 +425,7 @@ export function pairedDiff(R, [a, b, c, d], mode) {
   if (![w, x, y, z].every((r) => r && r.length === w.length)) return null;
   const diff = [];
   w.forEach((_, i) => [w, x, y, z].every((r) => r[i] !== null) && diff.push(w[i] - x[i] - (y[i] - z[i])));
-  if (!diff.length) return null;
-  return { median: percentile(diff, 50), q1: percentile(diff, 25), q3: percentile(diff, 75), ci: medianCi(diff), faster: diff.filter((t) => t < 0).length, n: diff.length };
+  return spread(diff);
 }
 
 /** "over direct" figures of a compareDev result: target − direct at p50 and p95. */

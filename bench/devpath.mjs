@@ -56,27 +56,25 @@ try {
   const b = R.by.direct;
   console.log(`\ndirect: json added p50 ${f(b.json.p50)} ms, first content p50 ${f(b.first.p50)} ms over the ideal ${R.ideal} ms.\n`);
   for (const name of R.names.slice(1)) console.log(`- ${name}: ${VARIANT_INFO[name]}`);
+  // Round-by-round differences (as `paired` gives them) in each measure.
+  const modes = (diff, below = "") =>
+    [["non-streaming", "json"], ["its overhead", "tz"], ["first content", "first"]]
+      .map(([label, m]) => {
+        const d = diff(m);
+        return `${label} ${d ? `${f(d.median)} [95 % CI ${f(d.ci[0])}, ${f(d.ci[1])}; quartiles ${f(d.q1)}, ${f(d.q3)}], ${below}${d.faster}/${d.n}` : "–"}`;
+      })
+      .join("; ");
   // Round by round against the port under `wrangler dev`, or the variant named by VS
   // (adjacent requests: slow spells cancel out).
   const vs = process.env.VS ?? "port-wd";
   if (R.by[vs]) {
     console.log(`\nRound by round, target − ${vs} (ms): median [its 95 % confidence interval; quartiles], rounds where the target was faster.\n`);
-    for (const name of R.names.filter((x) => x !== "direct" && x !== vs)) {
-      const p = (m) => {
-        const d = paired(R, name, vs, m);
-        return d ? `${f(d.median)} [95 % CI ${f(d.ci[0])}, ${f(d.ci[1])}; quartiles ${f(d.q1)}, ${f(d.q3)}], ${d.faster}/${d.n}` : "–";
-      };
-      console.log(`- ${name}: non-streaming ${p("json")}; its overhead ${p("tz")}; first content ${p("first")}`);
-    }
+    for (const name of R.names.filter((x) => x !== "direct" && x !== vs)) console.log(`- ${name}: ${modes((m) => paired(R, name, vs, m))}`);
   }
   // DID=a:b:c:d prints, round by round, (a − b) − (c − d).
   if (process.env.DID) {
     const four = process.env.DID.split(":");
-    const p = (m) => {
-      const d = pairedDiff(R, four, m);
-      return d ? `${f(d.median)} [95 % CI ${f(d.ci[0])}, ${f(d.ci[1])}; quartiles ${f(d.q1)}, ${f(d.q3)}], below zero in ${d.faster}/${d.n}` : "–";
-    };
-    console.log(`\nRound by round, (${four[0]} − ${four[1]}) − (${four[2]} − ${four[3]}) (ms): non-streaming ${p("json")}; its overhead ${p("tz")}; first content ${p("first")}`);
+    console.log(`\nRound by round, (${four[0]} − ${four[1]}) − (${four[2]} − ${four[3]}) (ms): ${modes((m) => pairedDiff(R, four, m), "below zero in ")}`);
   }
 } finally {
   await mock.close();
