@@ -7,7 +7,7 @@
 //              round trip to the Durable Object), the settlement after the reply.
 // budget − anonymous is what a budget adds. Prints a markdown section (added
 // latency, time to first byte, workerd CPU per request). `node bench/budget.mjs`
-// after `npm run build`; BENCH_QUICK=1 for a short run. Not part of `npm test`.
+// after `npm run build`; BENCH_QUICK=1 for a short run.
 import http from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpuMs, nowNs, percentile, sleep, startMock, startWorkerd } from "./lib.mjs";

@@ -1,5 +1,6 @@
 // CPU profile of a worker under load, through workerd's inspector (V8 sampling profiler).
-// Prints the functions with the most self time (wasm functions keep their Rust names).
+// Prints the functions with the most self time (Wasm functions by their Rust names when build/ was
+// built with N1_KEEP_NAMES=1, scripts/build.sh; the release build has only `wasm-function[i]`).
 //   node bench/profile.mjs [n1|n1-raw|reference] [json|stream] [ensemble] [seconds] [connections]
 // n1 is the worker as deployed (worker/entry.mjs around build/); n1-raw the build alone;
 // port N-1's original JavaScript port (its worker.js given by BENCH_PORT_JS, as in section 6).

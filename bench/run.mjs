@@ -7,7 +7,7 @@
 // it next to N-1's original JavaScript port (BENCH_PORT_JS=/path/to/cloudfare_worker/worker.js of
 // leezhuuuuu/N-1; skipped with a note when unset), see bench/dev-targets.mjs.
 // Writes BENCHMARKS.md (and bench/last-run.json).
-// BENCH_QUICK=1: fewer samples (about 2 minutes, 5 with section 6). BENCH_ONLY=latency,stream,throughput,scale,size,cold,wranglerdev
+// BENCH_QUICK=1: fewer samples (about 2 minutes, 5 with section 6). BENCH_ONLY=latency,stream,throughput,scale,size,cold,wranglerdev,budget,panel
 // runs a subset (the report then says so). BENCH_OUT=path changes the report's path, and its figures
 // go beside it (path.json), so a trial run leaves BENCHMARKS.md's figures alone.
 // BENCH_NO_BUILD=1 skips the build when the size section (whose dry run builds) is not run.
@@ -28,6 +28,15 @@ const ROOT = path.resolve(new URL("..", import.meta.url).pathname);
 process.chdir(ROOT);
 const QUICK = process.env.BENCH_QUICK === "1";
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",")) : null;
+// budget and panel are scripts/bench.sh's (bench/budget.mjs, bench/panel.mjs); a name that is
+// none of these is a typo, which would otherwise measure nothing and say nothing.
+const SECTIONS = ["latency", "stream", "throughput", "scale", "size", "cold", "wranglerdev", "budget", "panel"];
+for (const s of ONLY ?? []) {
+  if (!SECTIONS.includes(s)) {
+    console.error(`BENCH_ONLY: no section "${s}" (sections: ${SECTIONS.join(", ")})`);
+    process.exit(2);
+  }
+}
 const OUT = process.env.BENCH_OUT ?? "BENCHMARKS.md";
 const FIGURES = process.env.BENCH_OUT ? `${OUT.replace(/\.md$/, "")}.json` : "bench/last-run.json";
 const on = (section) => !ONLY || ONLY.has(section);
