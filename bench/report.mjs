@@ -320,6 +320,12 @@ function devSection(W) {
   return L;
 }
 
+// Issue 12's "no regression" bounds, from the runs of the session it was filed in: added latency
+// p50 N-1 − reference 0.56-0.97 ms, throughput 0.66-0.74× of the reference. A run is within them
+// at or below the range's top and at or above its bottom.
+const ISSUE12 = { latency: 0.97, throughput: 0.66 };
+const ISSUE12_LATENCY = (mode) => `added latency over reference, ${mode}, p50 ≤ ${ISSUE12.latency} ms, no regression (issue 12: 0.56-0.97 when it was filed)`;
+
 export function targetsCheck(R, errors) {
   const out = [];
   const add = (what, value, met) => out.push({ what, value, met });
@@ -327,6 +333,7 @@ export function targetsCheck(R, errors) {
     const b = R.latency.by;
     add("added latency over reference, non-streaming, p50 < 0.5 ms", f(b.n1.added.p50 - b.reference.added.p50), b.n1.added.p50 - b.reference.added.p50 < 0.5);
     add("… p99 < 2 ms", f(b.n1.added.p99 - b.reference.added.p99), b.n1.added.p99 - b.reference.added.p99 < 2);
+    add(ISSUE12_LATENCY("non-streaming"), f(b.n1.added.p50 - b.reference.added.p50), b.n1.added.p50 - b.reference.added.p50 <= ISSUE12.latency);
   }
   if (R.streaming) {
     const b = R.streaming.by;
@@ -334,13 +341,16 @@ export function targetsCheck(R, errors) {
     add("… p99 < 2 ms", f(b.n1.first.p99 - b.reference.first.p99), b.n1.first.p99 - b.reference.first.p99 < 2);
     add("streaming relay per chunk over reference, p50 < 0.2 ms", f(b.n1.chunk.p50 - b.reference.chunk.p50, 3), b.n1.chunk.p50 - b.reference.chunk.p50 < 0.2);
     add("first byte < 5 ms after the request (N-1, p50)", `p50 ${f(b.n1.ttfb.p50)}, p95 ${f(b.n1.ttfb.p95)}, p99 ${f(b.n1.ttfb.p99)}`, b.n1.ttfb.p50 < 5);
+    add(ISSUE12_LATENCY("first content token"), f(b.n1.first.p50 - b.reference.first.p50), b.n1.first.p50 - b.reference.first.p50 <= ISSUE12.latency);
   }
   if (R.throughput) {
     for (const c of [16, 64]) {
       for (const stream of [false, true]) {
         const n = R.throughput.find((x) => x.target === "n1" && x.stream === stream && x.c === c);
         const r = R.throughput.find((x) => x.target === "reference" && x.stream === stream && x.c === c);
-        if (n && r) add(`throughput c=${c} ${stream ? "stream" : "json"} ≥ reference`, `${f(n.rps, 0)} vs ${f(r.rps, 0)} req/s (${f(n.rps / r.rps)}×)`, n.rps >= r.rps);
+        if (!n || !r) continue;
+        add(`throughput c=${c} ${stream ? "stream" : "json"} ≥ reference`, `${f(n.rps, 0)} vs ${f(r.rps, 0)} req/s (${f(n.rps / r.rps)}×)`, n.rps >= r.rps);
+        add(`… ≥ ${ISSUE12.throughput}× of the reference, no regression (issue 12; its aim: 0.9×)`, `${f(n.rps / r.rps)}×`, n.rps / r.rps >= ISSUE12.throughput);
       }
     }
   }
