@@ -13,22 +13,20 @@
 // removed after.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { execSync, spawn } from "node:child_process";
+import { execSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT } from "./helpers/dev-server.mjs";
+import { ROOT, sh } from "./helpers/dev-server.mjs";
 
 const README = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
 const section = README.slice(README.indexOf("\n## Benchmarks\n"), README.indexOf("\n## ", README.indexOf("\n## Benchmarks\n") + 5));
 const block = section.match(/^```sh\n([\s\S]*?)^```$/m)[1];
-/** The block's command lines, comments dropped: [command, its comment]. */
+/** The block's command lines, comments dropped. */
 const lines = block
   .split("\n")
   .filter((l) => l.trim() && !l.startsWith("#"))
-  .map((l) => [l.replace(/\s+#.*$/, "").trim(), l.includes("#") ? l.slice(l.indexOf("#")) : ""]);
-/** The bench commands the text names: `node bench/…` and `bash bench/…`. */
-const named = [...new Set([...section.matchAll(/`((?:node|bash) bench\/[^`]+)`/g)].map((m) => m[1]))];
+  .map((l) => l.replace(/\s+#.*$/, "").trim());
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "n1-bench-test-"));
 const cleanup = [() => fs.rmSync(tmp, { recursive: true, force: true })];
@@ -36,19 +34,10 @@ after(() => {
   for (const f of cleanup.reverse()) f();
 });
 
-/** Runs `command` with bash in the checkout, its process group killed on timeout. */
-function run(command, env = {}, timeoutMs = 15 * 60_000) {
-  return new Promise((resolve) => {
-    const child = spawn("bash", ["-c", command], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const timer = setTimeout(() => process.kill(-child.pid, "SIGKILL"), timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+/** Runs `command` with bash in the checkout: its exit code, its stdout, and all its output (stdout, then stderr). */
+async function run(command, env = {}, timeoutMs = 15 * 60_000) {
+  const r = await sh(ROOT, command, { env, timeoutMs });
+  return { code: r.code, stdout: r.stdout, out: r.stdout + r.stderr };
 }
 const ok = (r, command) => assert.equal(r.code, 0, `\`${command}\` failed:\n${r.out.slice(-4000)}`);
 
@@ -74,16 +63,16 @@ function report(out) {
 
 test("the README's benchmark block is the one this test knows", () => {
   assert.deepEqual(
-    lines.map(([c]) => c.replace(/BENCH_PORT_JS=\S+/, "BENCH_PORT_JS=…")),
+    lines.map((c) => c.replace(/BENCH_PORT_JS=\S+/, "BENCH_PORT_JS=…")),
     ["npm run bench", "git clone --depth 1 https://github.com/leezhuuuuu/N-1 /tmp/n1-js", "BENCH_PORT_JS=… npm run bench"],
   );
   // The clone puts the port's file where the last line takes it from.
-  assert.ok(lines[2][0].includes(`BENCH_PORT_JS=${lines[1][0].split(" ").at(-1)}/cloudfare_worker/worker.js`), lines[2][0]);
+  assert.ok(lines[2].includes(`BENCH_PORT_JS=${lines[1].split(" ").at(-1)}/cloudfare_worker/worker.js`), lines[2]);
   assert.match(block, /BENCH_ONLY=wranglerdev for that section alone/);
 });
 
 test("`npm run bench` measures sections 1-5, says section 6 is skipped without the port, and adds the budget and panel sections", async () => {
-  const [command] = lines[0];
+  const command = lines[0];
   const out = path.join(tmp, "all.md");
   const r = await run(command, { BENCH_QUICK: "1", BENCH_OUT: out, BENCH_PORT_JS: "" });
   ok(r, command);
@@ -100,7 +89,7 @@ test("`npm run bench` measures sections 1-5, says section 6 is skipped without t
 });
 
 test("`BENCH_PORT_JS=… npm run bench` runs section 6, N-1 under `npm run dev` against the port under `wrangler dev` (here alone, BENCH_ONLY=wranglerdev)", async () => {
-  const [command] = lines[2];
+  const command = lines[2];
   portFile(command);
   const out = path.join(tmp, "dev.md");
   const r = await run(command, { BENCH_QUICK: "1", BENCH_OUT: out, BENCH_ONLY: "wranglerdev" });
@@ -170,10 +159,10 @@ const TOOLS = {
       const dir = path.join(ROOT, "bench/.builds", execSync("git rev-parse --short HEAD", { cwd: ROOT }).toString().trim());
       if (!fs.existsSync(dir)) cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     },
-    // It prints the directory, which holds that commit's build, entry (importing the build
-    // beside it) and reference worker.
-    check: (out) => {
-      const dir = path.join(ROOT, out.trim().split("\n").at(-1));
+    // It prints the directory (its only stdout), which holds that commit's build, entry
+    // (importing the build beside it) and reference worker.
+    check: (out, stdout) => {
+      const dir = path.join(ROOT, stdout.trim());
       for (const f of ["index.js", "index_bg.wasm", "entry.mjs", "reference-worker.mjs"]) assert.ok(fs.existsSync(path.join(dir, f)), `${dir}/${f}`);
       assert.match(fs.readFileSync(path.join(dir, "entry.mjs"), "utf8"), /from "\.\/index\.js"/);
       // With the checkout's sources at HEAD (always so in CI's fresh clone), the same Wasm as build/.
@@ -203,6 +192,6 @@ for (const c of prose.filter((c) => TOOLS[c] && !TOOLS[c].covered)) {
     const command = t.command ? t.command(c) : c;
     const r = await run(command, t.env, t.timeoutMs);
     ok(r, command);
-    t.check(r.out);
+    t.check(r.out, r.stdout);
   });
 }

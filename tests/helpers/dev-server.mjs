@@ -138,15 +138,16 @@ export async function startDev({ dir, command, port, env = {}, readyMs = 240_000
   }
 }
 
-/** Runs a shell command line in `dir`; resolves with its exit code and output. */
+/** Runs a shell command line in `dir`; resolves with its exit code and output. On timeout the
+ * whole process group goes (the command's own children too, e.g. the workerd a bench starts). */
 export function sh(dir, command, { env = {}, timeoutMs = 120_000 } = {}) {
   return new Promise((resolve) => {
-    const child = spawn("bash", ["-c", command], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const child = spawn("bash", ["-c", command], { cwd: dir, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const timer = setTimeout(() => process.kill(-child.pid, "SIGKILL"), timeoutMs);
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
