@@ -31,6 +31,8 @@ function config() {
       // One model without a price.
       unpriced: { panel: [m("u-a", price(1, 1)), m("u-b")], summary: m("u-s", price(1, 1)) },
       cached: { panel: [], summary: m("k-s", price(2, 8, 0.5)) },
+      // An Anthropic model: its cache writes default to 1.25 × input.
+      written: { panel: [], summary: anthropic("w-s", price(3, 15, 0.3)) },
       cut: { panel: [m("x-a", price(1, 1))], summary: m("x-s", price(1, 1)) },
       gone: { panel: [m("g-a", price(1, 1))], summary: m("g-s", price(1, 1)) },
     },
@@ -128,6 +130,19 @@ test("cached prompt tokens are charged at the cached price and shown in usage", 
   const body = await r.json();
   close(body.n1.cost_usd, (200 * 2 + 800 * 0.5 + 100 * 8) / 1e6, "cached");
   assert.deepEqual(body.usage.prompt_tokens_details, { cached_tokens: 800 });
+});
+
+test("Anthropic cache writes cost 1.25 × input (one-hour writes 2 ×), reads the cached price, both modes", async () => {
+  // 10 plain input tokens, 80 read from the cache, 60 written to it (20 of them for an hour).
+  const counts = { cache_read_input_tokens: 80, cache_creation_input_tokens: 60, cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 20 } };
+  mock.set("w-s", { anthropicUsage: counts });
+  const expected = (10 * 3 + 80 * 0.3 + 40 * 3.75 + 20 * 6 + 5 * 15) / 1e6;
+  const r = await postChat(w.url, { model: "written", messages: user });
+  const body = await r.json();
+  close(body.n1.cost_usd, expected, "non-streaming");
+  assert.equal(body.usage.prompt_tokens, 150, "the prompt counts reads and writes");
+  const s = await postChat(w.url, { model: "written", stream: true, messages: user });
+  close(parseSse(await s.text()).events.find((e) => e.n1).n1.cost_usd, expected, "streaming");
 });
 
 test("a stream cut mid-way is charged for what was sent and received, estimated", async () => {

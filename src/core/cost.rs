@@ -26,14 +26,28 @@ pub struct Price {
     pub output: f64,
     /// Prompt tokens read from the provider's cache; `None`: the input price.
     pub cached_input: Option<f64>,
+    /// Prompt tokens written to the provider's cache for five minutes; `None`:
+    /// the input price (the config gives Anthropic models 1.25 × input).
+    pub cache_write_input: Option<f64>,
 }
+
+/// Anthropic bills a one-hour cache write at 2 × input, a five-minute one at
+/// 1.25 ×: the one-hour price is the five-minute price × 1.6.
+pub const CACHE_WRITE_1H_FACTOR: f64 = 1.6;
+/// Anthropic's five-minute cache write, × input.
+pub const ANTHROPIC_CACHE_WRITE_FACTOR: f64 = 1.25;
 
 impl Price {
     /// The cost of `u` in USD.
     pub fn of(&self, u: &Usage) -> f64 {
         let cached = u.cached_tokens.min(u.prompt_tokens);
-        let per_m = (u.prompt_tokens - cached) as f64 * self.input
+        let written = u.cache_write_tokens.min(u.prompt_tokens - cached);
+        let written_1h = u.cache_write_1h_tokens.min(written);
+        let write = self.cache_write_input.unwrap_or(self.input);
+        let per_m = (u.prompt_tokens - cached - written) as f64 * self.input
             + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + (written - written_1h) as f64 * write
+            + written_1h as f64 * write * CACHE_WRITE_1H_FACTOR
             + u.completion_tokens as f64 * self.output;
         round(per_m / 1e6)
     }

@@ -17,7 +17,7 @@ fn close_enough(a: f64, b: f64) -> bool {
 
 #[test]
 fn a_price_is_usd_per_million_tokens_with_cached_input_at_its_own_price() {
-    let p = Price { input: 0.15, output: 0.60, cached_input: Some(0.075) };
+    let p = Price { input: 0.15, output: 0.60, cached_input: Some(0.075), cache_write_input: None };
     assert!(close_enough(p.of(&Usage::new(1_000_000, 0)), 0.15));
     assert!(close_enough(p.of(&Usage::new(10, 5)), 10.0 * 0.15e-6 + 5.0 * 0.60e-6));
     let cached = Usage { cached_tokens: 400, ..Usage::new(1000, 100) };
@@ -32,10 +32,10 @@ fn a_price_is_usd_per_million_tokens_with_cached_input_at_its_own_price() {
 #[test]
 fn prices_come_from_the_config_and_workers_ai_models_have_theirs() {
     let m = spec(json!({"endpoint": "https://x.test/v1", "model": "m", "price": {"input": 0.15, "output": 0.6, "cached_input": 0.075}}));
-    assert_eq!(m.price, Some(Price { input: 0.15, output: 0.6, cached_input: Some(0.075) }));
+    assert_eq!(m.price, Some(Price { input: 0.15, output: 0.6, cached_input: Some(0.075), cache_write_input: None }));
     assert_eq!(spec(json!({"endpoint": "https://x.test/v1", "model": "m"})).price, None);
     let gemma = spec(json!({"provider": "workers-ai", "model": "@cf/google/gemma-4-26b-a4b-it"}));
-    assert_eq!(gemma.price, Some(Price { input: 0.10, output: 0.30, cached_input: None }));
+    assert_eq!(gemma.price, Some(Price { input: 0.10, output: 0.30, cached_input: None, cache_write_input: None }));
     // An explicit price wins; an unknown Workers AI model has none.
     let own = spec(json!({"provider": "workers-ai", "model": "@cf/google/gemma-4-26b-a4b-it", "price": {"input": 1, "output": 2}}));
     assert_eq!(own.price.unwrap().input, 1.0);
@@ -45,6 +45,36 @@ fn prices_come_from_the_config_and_workers_ai_models_have_theirs() {
         let e = parse_config(&cfg.to_string(), ConfigOptions::default()).unwrap_err();
         assert!(e.contains("price"), "{e}");
     }
+}
+
+#[test]
+fn cache_writes_cost_their_own_price_and_one_hour_writes_1_6_times_that() {
+    let p = Price { input: 3.0, output: 15.0, cached_input: Some(0.3), cache_write_input: Some(3.75) };
+    // 1000 prompt tokens: 200 read, 500 written (100 of them for an hour), 300 plain.
+    let u = Usage { cached_tokens: 200, cache_write_tokens: 500, cache_write_1h_tokens: 100, ..Usage::new(1000, 10) };
+    let expect = (300.0 * 3.0 + 200.0 * 0.3 + 400.0 * 3.75 + 100.0 * 6.0 + 10.0 * 15.0) / 1e6;
+    assert!(close_enough(p.of(&u), expect), "{} vs {expect}", p.of(&u));
+    // Without a write price, writes cost the input price (five-minute ones).
+    let plain = Price { cache_write_input: None, ..p };
+    let five_min = Usage { cache_write_1h_tokens: 0, ..u };
+    assert!(close_enough(plain.of(&five_min), (800.0 * 3.0 + 200.0 * 0.3 + 10.0 * 15.0) / 1e6));
+    // Counts that do not add up (more cached than prompt) never go negative.
+    let odd = Usage { cached_tokens: 900, cache_write_tokens: 900, cache_write_1h_tokens: 2000, ..Usage::new(1000, 0) };
+    assert!(close_enough(p.of(&odd), (900.0 * 0.3 + 100.0 * 6.0) / 1e6));
+}
+
+#[test]
+fn anthropic_models_cache_writes_default_to_1_25_times_input_and_the_config_may_set_them() {
+    let claude = |price: serde_json::Value| spec(json!({"provider": "anthropic", "model": "claude-x", "api_key_secret": "K", "price": price})).price.unwrap();
+    assert_eq!(claude(json!({"input": 3, "output": 15})).cache_write_input, Some(3.75));
+    assert_eq!(claude(json!({"input": 3, "output": 15, "cache_write_input": 4})).cache_write_input, Some(4.0));
+    // OpenAI-compatible providers bill no cache writes: none unless the config gives one.
+    let m = spec(json!({"endpoint": "https://x.test/v1", "model": "m", "price": {"input": 1, "output": 2}}));
+    assert_eq!(m.price.unwrap().cache_write_input, None);
+    let m = spec(json!({"endpoint": "https://x.test/v1", "model": "m", "price": {"input": 1, "output": 2, "cache_write_input": 1.5}}));
+    assert_eq!(m.price.unwrap().cache_write_input, Some(1.5));
+    let cfg = json!({"ensembles": {"e": {"summary": {"endpoint": "https://x.test/v1", "model": "m", "price": {"input": 1, "output": 2, "cache_write_input": -1}}}}});
+    assert!(parse_config(&cfg.to_string(), ConfigOptions::default()).unwrap_err().contains("cache_write_input"));
 }
 
 fn failure(status: Option<u16>, kind: FailureKind) -> Failure {

@@ -5,7 +5,7 @@ use super::*;
 use crate::core::request::ToolCall;
 
 fn usage(p: u64, c: u64) -> Usage {
-    Usage { prompt_tokens: p, completion_tokens: c, total_tokens: p + c, cached_tokens: 0 }
+    Usage { prompt_tokens: p, completion_tokens: c, total_tokens: p + c, cached_tokens: 0, ..Usage::default() }
 }
 
 #[test]

@@ -11,6 +11,12 @@ pub struct Usage {
     /// Prompt tokens read from the provider's prompt cache (part of
     /// `prompt_tokens`, often at a lower price).
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (part of
+    /// `prompt_tokens`; Anthropic bills them above the input price).
+    pub cache_write_tokens: u64,
+    /// The part of `cache_write_tokens` written for an hour rather than five
+    /// minutes (Anthropic bills those higher still).
+    pub cache_write_1h_tokens: u64,
 }
 
 /// OpenAI's shape: cached tokens under `prompt_tokens_details`, only when there are any.
@@ -34,7 +40,7 @@ struct Cached {
 
 impl Usage {
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Usage {
-        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens, cached_tokens: 0 }
+        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens, ..Usage::default() }
     }
 
     /// `None` when the upstream reported no usable usage object.
@@ -52,6 +58,7 @@ impl Usage {
             completion_tokens: c,
             total_tokens: get("total_tokens").unwrap_or(p + c),
             cached_tokens: v.pointer("/prompt_tokens_details/cached_tokens").and_then(Value::as_u64).unwrap_or(0),
+            ..Usage::default()
         })
     }
 
@@ -60,6 +67,8 @@ impl Usage {
         self.completion_tokens += other.completion_tokens;
         self.total_tokens += other.total_tokens;
         self.cached_tokens += other.cached_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+        self.cache_write_1h_tokens += other.cache_write_1h_tokens;
     }
 }
 

@@ -309,7 +309,8 @@ async function stream(res, ctx, bh, o, headers, includeUsage) {
 
 // Anthropic's Messages API (POST …/messages), for the anthropic provider tests.
 async function anthropicReply(res, ctx, bh, o, headers, streaming) {
-  const usage = { input_tokens: o.usage?.prompt_tokens ?? 10, output_tokens: o.usage?.completion_tokens ?? 5 };
+  // bh.anthropicUsage: more of Anthropic's input counts (prompt-cache reads and writes), as sent.
+  const usage = { input_tokens: o.usage?.prompt_tokens ?? 10, output_tokens: o.usage?.completion_tokens ?? 5, ...bh.anthropicUsage };
   const toolUse = (bh.toolCalls ?? []).map((tc) => ({ type: "tool_use", id: tc.id, name: tc.function.name, input: JSON.parse(tc.function.arguments) }));
   const stop = toolUse.length ? "tool_use" : "end_turn";
   if (!streaming) {
@@ -317,7 +318,7 @@ async function anthropicReply(res, ctx, bh, o, headers, streaming) {
     return sendJson(res, 200, JSON.stringify({ id: `msg-${o.n}`, type: "message", role: "assistant", model: o.model, content, stop_reason: stop, usage }), headers);
   }
   const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
-  const frames = [ev("message_start", { message: { id: `msg-${o.n}`, usage: { input_tokens: usage.input_tokens, output_tokens: 1 } } }), ev("ping", {})];
+  const frames = [ev("message_start", { message: { id: `msg-${o.n}`, usage: { ...usage, output_tokens: 1 } } }), ev("ping", {})];
   if (o.text) {
     frames.push(ev("content_block_start", { index: 0, content_block: { type: "text", text: "" } }));
     for (const p of splitText(String(o.text), bh.chunks)) frames.push(ev("content_block_delta", { index: 0, delta: { type: "text_delta", text: p } }));

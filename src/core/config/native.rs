@@ -163,10 +163,9 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
     let model = f.required_string("model")?;
     // Workers AI's built-in models carry their published prices.
     let price = match f.value("price") {
-        Some(p) => Some(price(p, &format!("{at}.price"))?),
-        None if provider == Provider::WorkersAi => {
-            crate::core::providers::workers_ai::price(&model).map(|(input, output)| Price { input, output, cached_input: None })
-        }
+        Some(p) => Some(price(p, provider, &format!("{at}.price"))?),
+        None if provider == Provider::WorkersAi => crate::core::providers::workers_ai::price(&model)
+            .map(|(input, output)| Price { input, output, cached_input: None, cache_write_input: None }),
         None => None,
     };
     let spec = ModelSpec {
@@ -187,12 +186,14 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
 }
 
 
-/// `{"input": …, "output": …, "cached_input": …}`: USD per million tokens
-/// (`cached_input` optional), numbers ≥ 0.
-fn price(v: Value, at: &str) -> Result<Price, String> {
-    let mut p = [None; 3];
+/// `{"input": …, "output": …, "cached_input": …, "cache_write_input": …}`:
+/// USD per million tokens (the last two optional), numbers ≥ 0. Anthropic
+/// models' cache writes default to Anthropic's 1.25 × input.
+fn price(v: Value, provider: Provider, at: &str) -> Result<Price, String> {
+    const FIELDS: [&str; 4] = ["input", "output", "cached_input", "cache_write_input"];
+    let mut p = [None; 4];
     let ok = v.as_object().is_some_and(|o| {
-        o.iter().all(|(k, n)| match ["input", "output", "cached_input"].iter().position(|f| f == k) {
+        o.iter().all(|(k, n)| match FIELDS.iter().position(|f| f == k) {
             Some(i) => {
                 p[i] = n.as_f64().filter(|n| *n >= 0.0);
                 p[i].is_some()
@@ -201,7 +202,15 @@ fn price(v: Value, at: &str) -> Result<Price, String> {
         })
     });
     match (ok, p) {
-        (true, [Some(input), Some(output), cached_input]) => Ok(Price { input, output, cached_input }),
-        _ => Err(format!("{at}: must be {{\"input\": …, \"output\": …}} in USD per million tokens (numbers ≥ 0; optional \"cached_input\")")),
+        (true, [Some(input), Some(output), cached_input, cache_write_input]) => Ok(Price {
+            input,
+            output,
+            cached_input,
+            cache_write_input: cache_write_input
+                .or((provider == Provider::Anthropic).then(|| input * crate::core::cost::ANTHROPIC_CACHE_WRITE_FACTOR)),
+        }),
+        _ => Err(format!(
+            "{at}: must be {{\"input\": …, \"output\": …}} in USD per million tokens (numbers ≥ 0; optional \"cached_input\" and \"cache_write_input\")"
+        )),
     }
 }

@@ -218,19 +218,22 @@ fn finish(stop: Option<&str>) -> Finish {
 }
 
 /// Anthropic's input counts: its `input_tokens` leaves out prompt-cache reads
-/// and writes, so `prompt_tokens` adds them; `cached_tokens` are the reads.
-fn input_of(u: &Value) -> Option<(u64, u64)> {
+/// and writes, so `prompt_tokens` adds them; `cached_tokens` are the reads,
+/// `cache_write_tokens` the writes (`cache_creation` splits them by lifetime).
+fn input_of(u: &Value) -> Option<Usage> {
     let get = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let cached = get("cache_read_input_tokens");
-    Some((u.get("input_tokens")?.as_u64()? + cached + get("cache_creation_input_tokens"), cached))
+    let (read, write) = (get("cache_read_input_tokens"), get("cache_creation_input_tokens"));
+    let prompt = u.get("input_tokens")?.as_u64()? + read + write;
+    let write_1h = u.pointer("/cache_creation/ephemeral_1h_input_tokens").and_then(Value::as_u64).unwrap_or(0);
+    Some(Usage { prompt_tokens: prompt, total_tokens: prompt, cached_tokens: read, cache_write_tokens: write, cache_write_1h_tokens: write_1h.min(write), ..Usage::default() })
 }
 
 /// Anthropic's usage object; the input of `start` (a stream's
 /// `message_start`) when it has none (a `message_delta` may report only the output).
-fn usage_of(u: &Value, start: (u64, u64)) -> Option<Usage> {
+fn usage_of(u: &Value, start: Usage) -> Option<Usage> {
     let o = u.get("output_tokens")?.as_u64()?;
-    let (i, cached) = input_of(u).unwrap_or(start);
-    Some(Usage { prompt_tokens: i, completion_tokens: o, total_tokens: i + o, cached_tokens: cached })
+    let i = input_of(u).unwrap_or(start);
+    Some(Usage { completion_tokens: o, total_tokens: i.prompt_tokens + o, ..i })
 }
 
 /// A Messages reply.
@@ -240,7 +243,7 @@ pub fn parse_reply(body: &str) -> Result<Completion, String> {
     let str_of = |b: &Value, k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let mut c = Completion {
         finish: finish(r.get("stop_reason").and_then(Value::as_str)),
-        usage: r.get("usage").and_then(|u| usage_of(u, (0, 0))),
+        usage: r.get("usage").and_then(|u| usage_of(u, Usage::default())),
         ..Completion::default()
     };
     for b in blocks {
@@ -263,7 +266,7 @@ pub fn parse_reply(body: &str) -> Result<Completion, String> {
 #[derive(Default)]
 pub struct StreamState {
     /// The input counts of `message_start` (a `message_delta` may not repeat them).
-    input: (u64, u64),
+    input: Usage,
     /// Anthropic content block index → tool call index.
     tools: Vec<(u64, u32)>,
     finished: bool,

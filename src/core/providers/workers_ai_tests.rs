@@ -168,7 +168,7 @@ fn translates_a_stream() {
             Event::Text("Hel".into()),
             Event::Text("lo".into()),
             Event::Finish(Finish::Stop),
-            Event::Usage(Usage { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6, cached_tokens: 0 })
+            Event::Usage(Usage { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6, cached_tokens: 0, ..Usage::default() })
         ]
     );
 }
@@ -193,7 +193,7 @@ fn openai_shaped_streams_keep_their_own_finish() {
     assert_eq!(d.finishes(), [Finish::ToolCalls], "one finish, the upstream's: {:?}", d.events);
     let c = d.completion();
     assert_eq!(c.tool_calls, vec![ToolCall::function("c1", "f", "{}")]);
-    assert_eq!(c.usage, Some(Usage { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, cached_tokens: 0 }));
+    assert_eq!(c.usage, Some(Usage { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, cached_tokens: 0, ..Usage::default() }));
 }
 
 #[test]

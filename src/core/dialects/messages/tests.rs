@@ -312,7 +312,7 @@ fn meta() -> N1Meta {
 }
 
 fn usage() -> Usage {
-    Usage { prompt_tokens: 30, completion_tokens: 15, total_tokens: 45, cached_tokens: 0 }
+    Usage { prompt_tokens: 30, completion_tokens: 15, total_tokens: 45, cached_tokens: 0, ..Usage::default() }
 }
 
 fn answer(completion: Completion) -> Answer {
@@ -403,7 +403,7 @@ fn stream_event_sequence_with_blocks_per_kind() {
         Event::ToolCall { index: 0, id: None, name: None, arguments: t("{\"city\":") },
         Event::ToolCall { index: 1, id: None, name: Some(t("f")), arguments: t("{}") },
         Event::ToolCall { index: 0, id: None, name: None, arguments: t("\"Paris\"}") },
-        Event::Usage(Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0 }),
+        Event::Usage(Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, ..Usage::default() }),
         Event::Finish(Finish::ToolCalls),
     ] {
         s.event(&ev, &mut out);

@@ -146,7 +146,7 @@ fn malformed_values_are_400s_naming_the_field() {
 }
 
 fn answer(c: Completion) -> Answer {
-    Answer { completion: c, usage: Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, cached_tokens: 0 }, meta: meta(), fallback: false }
+    Answer { completion: c, usage: Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, cached_tokens: 0, ..Usage::default() }, meta: meta(), fallback: false }
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn a_stream_is_the_documented_event_sequence() {
     s.event(&Event::ToolCall { index: 0, id: Some("call_9".into()), name: Some("f".into()), arguments: Cow::Borrowed("{\"a\"") }, &mut out);
     s.event(&Event::ToolCall { index: 0, id: None, name: None, arguments: Cow::Borrowed(":1}") }, &mut out);
     s.event(&Event::Finish(Finish::ToolCalls), &mut out);
-    s.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3, cached_tokens: 0 }, &mut out);
+    s.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3, cached_tokens: 0, ..Usage::default() }, &mut out);
     let ev = events(&out);
     let kinds: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(kinds, [

@@ -227,10 +227,12 @@ fn cached_prompt_tokens_are_read_from_openai_and_anthropic() {
     let c = Provider::Anthropic
         .parse_reply(r#"{"content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":80,"cache_creation_input_tokens":5,"output_tokens":2}}"#)
         .unwrap();
-    assert_eq!(c.usage, Some(cached(95, 2, 80)));
-    let src = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":80,\"output_tokens\":1}}}\n\n\
+    assert_eq!(c.usage, Some(Usage { cache_write_tokens: 5, ..cached(95, 2, 80) }));
+    // A stream's message_start carries the input counts, cache writes (split by lifetime) too.
+    let src = "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":80,\"cache_creation_input_tokens\":30,\"cache_creation\":{\"ephemeral_5m_input_tokens\":20,\"ephemeral_1h_input_tokens\":10},\"output_tokens\":1}}}\n\n\
                data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n";
-    assert_eq!(decode(Provider::Anthropic, src).completion().usage, Some(cached(90, 3, 80)));
+    let written = Usage { cache_write_tokens: 30, cache_write_1h_tokens: 10, ..cached(120, 3, 80) };
+    assert_eq!(decode(Provider::Anthropic, src).completion().usage, Some(written));
     let src = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":40}}}\n\ndata: [DONE]\n\n";
     assert_eq!(decode(Provider::Openai, src).completion().usage, Some(cached(50, 1, 40)));
 }

@@ -102,7 +102,7 @@ pub(super) fn decode(p: Provider, bytes: &str) -> Decoded {
 }
 
 fn usage(p: u64, c: u64) -> Usage {
-    Usage { prompt_tokens: p, completion_tokens: c, total_tokens: p + c, cached_tokens: 0 }
+    Usage { prompt_tokens: p, completion_tokens: c, total_tokens: p + c, cached_tokens: 0, ..Usage::default() }
 }
 
 // ---- one answer in every format

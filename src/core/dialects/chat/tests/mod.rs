@@ -73,7 +73,7 @@ fn meta() -> N1Meta {
 }
 
 fn answer(completion: Completion) -> Answer {
-    Answer { completion, usage: Usage { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10, cached_tokens: 0 }, meta: meta(), fallback: false }
+    Answer { completion, usage: Usage { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10, cached_tokens: 0, ..Usage::default() }, meta: meta(), fallback: false }
 }
 
 fn reply_json(a: &Answer) -> Value {
@@ -103,7 +103,7 @@ fn encode_all(include_usage: bool, evs: &[Event<'_>]) -> Vec<u8> {
     for e in evs {
         s.event(e, &mut out);
     }
-    s.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0 }, &mut out);
+    s.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, ..Usage::default() }, &mut out);
     out
 }
 

@@ -76,7 +76,7 @@ fn rewrites_ids_and_holds_finish_chunk_for_metadata() {
     }
     dec.end(&mut |ev| enc.event(&ev, &mut out)).unwrap();
     assert_eq!(upstream_usage.unwrap().total_tokens, 10);
-    enc.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0 }, &mut out);
+    enc.finish(&meta(), &Usage { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, ..Usage::default() }, &mut out);
     let ev = values(&out);
     assert_eq!(ev.len(), 6, "{ev:?}"); // role, 2 content, finish + n1, usage, [DONE]
     for c in &ev[..5] {
@@ -145,7 +145,7 @@ fn the_finish_chunk_carries_the_finish_reason_and_n1() {
 
 #[test]
 fn usage_chunk_only_with_include_usage() {
-    let with = values(&encode_all(true, &[text("a"), Event::Usage(Usage { prompt_tokens: 9, completion_tokens: 9, total_tokens: 18, cached_tokens: 0 })]));
+    let with = values(&encode_all(true, &[text("a"), Event::Usage(Usage { prompt_tokens: 9, completion_tokens: 9, total_tokens: 18, cached_tokens: 0, ..Usage::default() })]));
     assert_eq!(with.len(), 5, "{with:?}");
     assert_eq!(with[3]["usage"], json!({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}), "the usage finish() was given");
     assert_eq!(with[3]["choices"], json!([]));
