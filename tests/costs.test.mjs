@@ -31,8 +31,8 @@ function config() {
       // One model without a price.
       unpriced: { panel: [m("u-a", price(1, 1)), m("u-b")], summary: m("u-s", price(1, 1)) },
       cached: { panel: [], summary: m("k-s", price(2, 8, 0.5)) },
-      // An Anthropic model: its cache writes default to 1.25 × input.
-      written: { panel: [], summary: anthropic("w-s", price(3, 15, 0.3)) },
+      // An Anthropic model: its cache reads default to 0.1 × input, writes to 1.25 ×.
+      written: { panel: [], summary: anthropic("w-s", price(3, 15)) },
       cut: { panel: [m("x-a", price(1, 1))], summary: m("x-s", price(1, 1)) },
       gone: { panel: [m("g-a", price(1, 1))], summary: m("g-s", price(1, 1)) },
     },
@@ -132,7 +132,7 @@ test("cached prompt tokens are charged at the cached price and shown in usage", 
   assert.deepEqual(body.usage.prompt_tokens_details, { cached_tokens: 800 });
 });
 
-test("Anthropic cache writes cost 1.25 × input (one-hour writes 2 ×), reads the cached price, both modes", async () => {
+test("an Anthropic model's cache reads cost 0.1 × input and writes 1.25 × (one-hour writes 2 ×) by default, both modes", async () => {
   // 10 plain input tokens, 80 read from the cache, 60 written to it (20 of them for an hour).
   const counts = { cache_read_input_tokens: 80, cache_creation_input_tokens: 60, cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 20 } };
   mock.set("w-s", { anthropicUsage: counts });

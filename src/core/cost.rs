@@ -24,7 +24,8 @@ use crate::core::usage::Usage;
 pub struct Price {
     pub input: f64,
     pub output: f64,
-    /// Prompt tokens read from the provider's cache; `None`: the input price.
+    /// Prompt tokens read from the provider's cache; `None`: the input price
+    /// (the config gives Anthropic models 0.1 × input).
     pub cached_input: Option<f64>,
     /// Prompt tokens written to the provider's cache for five minutes; `None`:
     /// the input price (the config gives Anthropic models 1.25 × input).
@@ -36,6 +37,8 @@ pub struct Price {
 pub const CACHE_WRITE_1H_FACTOR: f64 = 1.6;
 /// Anthropic's five-minute cache write, × input.
 pub const ANTHROPIC_CACHE_WRITE_FACTOR: f64 = 1.25;
+/// Anthropic's cache read, × input.
+pub const ANTHROPIC_CACHE_READ_FACTOR: f64 = 0.1;
 
 impl Price {
     /// The cost of `u` in USD.

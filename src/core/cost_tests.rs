@@ -64,13 +64,15 @@ fn cache_writes_cost_their_own_price_and_one_hour_writes_1_6_times_that() {
 }
 
 #[test]
-fn anthropic_models_cache_writes_default_to_1_25_times_input_and_the_config_may_set_them() {
+fn anthropic_models_cache_reads_and_writes_default_to_its_multipliers_and_the_config_may_set_them() {
     let claude = |price: serde_json::Value| spec(json!({"provider": "anthropic", "model": "claude-x", "api_key_secret": "K", "price": price})).price.unwrap();
-    assert_eq!(claude(json!({"input": 3, "output": 15})).cache_write_input, Some(3.75));
-    assert_eq!(claude(json!({"input": 3, "output": 15, "cache_write_input": 4})).cache_write_input, Some(4.0));
-    // OpenAI-compatible providers bill no cache writes: none unless the config gives one.
+    let p = claude(json!({"input": 3, "output": 15}));
+    assert_eq!((p.cached_input.map(|r| (r * 1e6).round() / 1e6), p.cache_write_input), (Some(0.3), Some(3.75)));
+    let p = claude(json!({"input": 3, "output": 15, "cached_input": 1, "cache_write_input": 4}));
+    assert_eq!((p.cached_input, p.cache_write_input), (Some(1.0), Some(4.0)));
+    // Other providers' cache prices differ by model: the input price unless the config gives one.
     let m = spec(json!({"endpoint": "https://x.test/v1", "model": "m", "price": {"input": 1, "output": 2}}));
-    assert_eq!(m.price.unwrap().cache_write_input, None);
+    assert_eq!((m.price.unwrap().cached_input, m.price.unwrap().cache_write_input), (None, None));
     let m = spec(json!({"endpoint": "https://x.test/v1", "model": "m", "price": {"input": 1, "output": 2, "cache_write_input": 1.5}}));
     assert_eq!(m.price.unwrap().cache_write_input, Some(1.5));
     let cfg = json!({"ensembles": {"e": {"summary": {"endpoint": "https://x.test/v1", "model": "m", "price": {"input": 1, "output": 2, "cache_write_input": -1}}}}});

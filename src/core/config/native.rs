@@ -188,8 +188,12 @@ fn model(v: Value, at: &str) -> Result<ModelSpec, String> {
 
 /// `{"input": …, "output": …, "cached_input": …, "cache_write_input": …}`:
 /// USD per million tokens (the last two optional), numbers ≥ 0. Anthropic
-/// models' cache writes default to Anthropic's 1.25 × input.
+/// models' cache reads and writes default to Anthropic's multipliers of the
+/// input price (the same for every Claude model); other providers' differ by
+/// model, so theirs default to the input price.
 fn price(v: Value, provider: Provider, at: &str) -> Result<Price, String> {
+    use crate::core::cost::{ANTHROPIC_CACHE_READ_FACTOR, ANTHROPIC_CACHE_WRITE_FACTOR};
+    let anthropic = provider == Provider::Anthropic;
     const FIELDS: [&str; 4] = ["input", "output", "cached_input", "cache_write_input"];
     let mut p = [None; 4];
     let ok = v.as_object().is_some_and(|o| {
@@ -205,9 +209,8 @@ fn price(v: Value, provider: Provider, at: &str) -> Result<Price, String> {
         (true, [Some(input), Some(output), cached_input, cache_write_input]) => Ok(Price {
             input,
             output,
-            cached_input,
-            cache_write_input: cache_write_input
-                .or((provider == Provider::Anthropic).then(|| input * crate::core::cost::ANTHROPIC_CACHE_WRITE_FACTOR)),
+            cached_input: cached_input.or(anthropic.then(|| input * ANTHROPIC_CACHE_READ_FACTOR)),
+            cache_write_input: cache_write_input.or(anthropic.then(|| input * ANTHROPIC_CACHE_WRITE_FACTOR)),
         }),
         _ => Err(format!(
             "{at}: must be {{\"input\": …, \"output\": …}} in USD per million tokens (numbers ≥ 0; optional \"cached_input\" and \"cache_write_input\")"
