@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { startMockUpstream } from "./helpers/mock-upstream.mjs";
 import { startWorker, mockModel, postChat, parseSse } from "./helpers/worker.mjs";
+import { post as postMessages } from "./helpers/messages.mjs";
 
 let mock, w;
 const KEY = "key-costs-0001";
@@ -33,6 +34,8 @@ function config() {
       cached: { panel: [], summary: m("k-s", price(2, 8, 0.5)) },
       // An Anthropic model: its cache reads default to 0.1 × input, writes to 1.25 ×.
       written: { panel: [], summary: anthropic("w-s", price(3, 15)) },
+      // Anthropic models throughout, for prompt caching through /v1/messages.
+      claude: { panel: [anthropic("cc-a", price(3, 15)), anthropic("cc-b", price(3, 15))], summary: anthropic("cc-s", price(3, 15)) },
       cut: { panel: [m("x-a", price(1, 1))], summary: m("x-s", price(1, 1)) },
       gone: { panel: [m("g-a", price(1, 1))], summary: m("g-s", price(1, 1)) },
     },
@@ -143,6 +146,37 @@ test("an Anthropic model's cache reads cost 0.1 × input and writes 1.25 × (one
   assert.equal(body.usage.prompt_tokens, 150, "the prompt counts reads and writes");
   const s = await postChat(w.url, { model: "written", stream: true, messages: user });
   close(parseSse(await s.text()).events.find((e) => e.n1).n1.cost_usd, expected, "streaming");
+});
+
+test("a Messages client's cache marks ask Anthropic upstreams to cache prompts that begin as the client's, and the writes are charged", async () => {
+  const system = [{ type: "text", text: "You are a coding agent.", cache_control: { type: "ephemeral" } }];
+  const body = (messages, extra = {}) => ({ model: "claude", max_tokens: 1024, system, messages, ...extra });
+  mock.set("cc-a", { anthropicUsage: { cache_creation_input_tokens: 60 } });
+  const r = await postMessages(w.url, body([{ role: "user", content: "List the files." }]));
+  assert.equal(r.status, 200);
+  const { n1, usage } = await r.json();
+  // Three calls of 10 plain input tokens, and the 60 written: reported as Anthropic reports them.
+  assert.deepEqual([usage.input_tokens, usage.cache_creation_input_tokens, usage.cache_read_input_tokens], [30, 60, 0]);
+  const sent = (model) => mock.requestsFor(model).map((q) => q.body.cache_control);
+  // The panel's prompts are the client's: cached. The summary's begins with the panel's answers: not.
+  assert.deepEqual([sent("cc-a"), sent("cc-b"), sent("cc-s")], [[{ type: "ephemeral" }], [{ type: "ephemeral" }], [undefined]]);
+  close(n1.panel[0].cost_usd, (10 * 3 + 60 * 3.75 + 5 * 15) / 1e6, "the write at 1.25 × input");
+  close(n1.panel[1].cost_usd, usd(3, 15), "no cache counts: the plain price");
+  // A tool turn goes to the summary model alone, with the client's prompt: cached, for the hour asked.
+  mock.reset();
+  const turn = [
+    { role: "user", content: "List the files." },
+    { role: "assistant", content: [{ type: "tool_use", id: "toolu_1", name: "Bash", input: { command: "ls" } }] },
+    { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "a.txt" }] },
+  ];
+  const tools = [{ name: "Bash", input_schema: { type: "object" } }];
+  assert.equal((await postMessages(w.url, body(turn, { tools, cache_control: { type: "ephemeral", ttl: "1h" } }))).status, 200);
+  assert.deepEqual([sent("cc-a").length, sent("cc-s")], [0, [{ type: "ephemeral", ttl: "1h" }]]);
+  // Without marks, and from a Chat Completions client, nothing is cached.
+  mock.reset();
+  assert.equal((await postMessages(w.url, { ...body([{ role: "user", content: "hi" }]), system: "plain" })).status, 200);
+  assert.equal((await postChat(w.url, { model: "claude", messages: user })).status, 200);
+  assert.deepEqual(mock.requests.map((q) => q.body.cache_control), Array(6).fill(undefined));
 });
 
 test("a stream cut mid-way is charged for what was sent and received, estimated", async () => {

@@ -167,8 +167,18 @@ pub struct Params {
     pub response_format: Option<Value>,
     pub reasoning_effort: Option<String>,
     pub user: Option<String>,
+    /// The client marked its prompt for Anthropic's prompt cache (`cache_control`,
+    /// the Messages dialect): Anthropic upstreams are asked to cache it.
+    pub prompt_cache: Option<PromptCache>,
     /// Everything else the client sent, forwarded as is to OpenAI-compatible upstreams.
     pub extra: Map<String, Value>,
+}
+
+/// How long Anthropic keeps a cached prompt (its `cache_control.ttl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptCache {
+    FiveMinutes,
+    OneHour,
 }
 
 impl Params {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::Call;
 use crate::core::events::{Completion, Emit, Event, Finish, ReasoningField, StreamError};
 use crate::core::json;
-use crate::core::request::{Content, Message, Part, Role, Tool, ToolCall, ToolChoice};
+use crate::core::request::{Content, Message, Part, PromptCache, Role, Tool, ToolCall, ToolChoice};
 use crate::core::usage::Usage;
 
 pub const ENDPOINT: &str = "https://api.anthropic.com/v1/messages";
@@ -38,8 +38,18 @@ struct Body<'a> {
     tool_choice: Option<AToolChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<Metadata<'a>>,
+    /// Anthropic's automatic prompt caching: one mark at the end of the prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<CacheControl>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "ephemeral")]
+struct CacheControl {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -128,6 +138,13 @@ pub fn body(call: &Call) -> String {
         tools,
         tool_choice,
         metadata: p.user.as_deref().map(|user_id| Metadata { user_id }),
+        // Only a prompt that begins as the client's: one that begins with N-1's
+        // own system prompt (the panel's answers for the summary, an earlier
+        // layer's for a later one) differs every time, and writing it to the
+        // cache would cost 1.25 × input for a prefix no later request shares.
+        cache_control: p.prompt_cache.filter(|_| call.conversation.system.is_none()).map(|c| CacheControl {
+            ttl: (c == PromptCache::OneHour).then_some("1h"),
+        }),
         stream: call.stream,
     };
     let text = serde_json::to_string(&body).unwrap_or_default();

@@ -108,6 +108,8 @@ pub fn decode(bytes: &[u8]) -> Result<Request, N1Error> {
         response_format: take("response_format"),
         reasoning_effort: take("reasoning_effort").and_then(into_string),
         user: take("user").and_then(into_string),
+        // Chat clients have no cache marks of their own (OpenAI caches by itself).
+        prompt_cache: None,
         extra: body,
     };
     Ok(Request { model, messages, params, stream, include_usage, progress, direct, ..Request::default() })

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::core::dialects::chat::parse_json;
 use crate::core::error::N1Error;
 use crate::core::json;
-use crate::core::request::{Content, Message, Params, Part, Request, Role, Tool, ToolCall, ToolChoice};
+use crate::core::request::{Content, Message, Params, Part, PromptCache, Request, Role, Tool, ToolCall, ToolChoice};
 
 /// Why a message, block or tool is malformed: the end of the 400's message,
 /// after the name of what it is about.
@@ -141,6 +141,7 @@ fn decode_body(bytes: &[u8], create: bool) -> Result<Request, N1Error> {
         tool_choice,
         parallel_tool_calls,
         user: user.and_then(Value::as_str).map(str::to_owned),
+        prompt_cache: prompt_cache(obj),
         ..Params::default()
     };
     let flag = |k: &str| get("n1").and_then(|o| o.get(k)?.as_bool()).unwrap_or(false);
@@ -154,6 +155,26 @@ fn decode_body(bytes: &[u8], create: bool) -> Result<Request, N1Error> {
         ignored_tools,
         ..Request::default()
     })
+}
+
+/// Whether the client marked its prompt for caching (`cache_control` at the
+/// top level, or on a tool, a system block or a message's content block), with
+/// the top-level mark's lifetime, else the last block mark's: N-1 asks Anthropic
+/// upstreams for its automatic caching (one mark at the end of the prompt), and
+/// that last mark is the one nearest to it.
+fn prompt_cache(obj: &Map<String, Value>) -> Option<PromptCache> {
+    let ttl = |c: &Value| if str_of(c, "ttl") == Some("1h") { PromptCache::OneHour } else { PromptCache::FiveMinutes };
+    if let Some(c) = obj.get("cache_control").filter(|c| c.is_object()) {
+        return Some(ttl(c));
+    }
+    let contents = blocks(obj.get("messages")).flat_map(|m| blocks(m.get("content")));
+    let marks = blocks(obj.get("tools")).chain(blocks(obj.get("system"))).chain(contents);
+    marks.filter_map(|b| b.get("cache_control").filter(|c| c.is_object())).last().map(ttl)
+}
+
+/// The items of an array (none for anything else).
+fn blocks(v: Option<&Value>) -> impl Iterator<Item = &Value> {
+    v.and_then(Value::as_array).into_iter().flatten()
 }
 
 fn check_fields(obj: &Map<String, Value>) -> Result<(), N1Error> {
@@ -189,7 +210,7 @@ fn str_of<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key)?.as_str()
 }
 
-/// A system prompt: a string, or text blocks (their `cache_control` dropped).
+/// A system prompt: a string, or text blocks (their `cache_control` read by `prompt_cache`).
 fn system_text(v: &Value) -> Result<String, Why> {
     if let Some(s) = v.as_str() {
         return Ok(s.to_owned());

@@ -45,11 +45,19 @@ fn stop_reason(f: &Finish, tool_calls: bool) -> &'static str {
     }
 }
 
-/// Anthropic's usage object, summed over every call; N-1 caches nothing.
+/// Anthropic's usage object, summed over every call: like Anthropic's, its
+/// `input_tokens` leaves out the prompt tokens the providers read from or
+/// wrote to their caches, which have fields of their own.
 fn usage(out: &mut Vec<u8>, u: &Usage) {
+    let read = u.cached_tokens.min(u.prompt_tokens);
+    let written = u.cache_write_tokens.min(u.prompt_tokens - read);
     out.extend_from_slice(b"{\"input_tokens\":");
-    num(out, u.prompt_tokens);
-    out.extend_from_slice(b",\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":");
+    num(out, u.prompt_tokens - read - written);
+    out.extend_from_slice(b",\"cache_creation_input_tokens\":");
+    num(out, written);
+    out.extend_from_slice(b",\"cache_read_input_tokens\":");
+    num(out, read);
+    out.extend_from_slice(b",\"output_tokens\":");
     num(out, u.completion_tokens);
     out.push(b'}');
 }

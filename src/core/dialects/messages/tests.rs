@@ -9,7 +9,7 @@ use crate::core::ensemble::report::{N1Meta, PanelEnd, Progress, SummaryReport, S
 use crate::core::ensemble::Answer;
 use crate::core::error::{Failure, FailureKind, N1Error};
 use crate::core::events::{Completion, Event, Finish, ReasoningField};
-use crate::core::request::{Content, Part, Request, Role, Tool, ToolCall, ToolChoice};
+use crate::core::request::{Content, Part, PromptCache, Request, Role, Tool, ToolCall, ToolChoice};
 use crate::core::usage::Usage;
 
 fn dec(v: Value) -> Request {
@@ -71,6 +71,27 @@ fn system_blocks_and_system_messages_inside_messages() {
     assert_eq!(roles, [Role::System, Role::System, Role::User]);
     assert_eq!(r.messages[0].text(), "One.\n\nTwo.");
     assert_eq!(r.messages[1].text(), "Inner.");
+}
+
+#[test]
+fn cache_marks_anywhere_ask_for_prompt_caching_the_top_level_or_last_marks_lifetime() {
+    let mark = json!({"type": "ephemeral"});
+    let long = json!({"type": "ephemeral", "ttl": "1h"});
+    let plain = base(json!([{"role": "user", "content": "q"}]));
+    assert_eq!(dec(plain.clone()).params.prompt_cache, None);
+    let with = |k: &str, v: Value| {
+        let mut b = plain.clone();
+        b[k] = v;
+        dec(b).params.prompt_cache
+    };
+    assert_eq!(with("cache_control", long.clone()), Some(PromptCache::OneHour));
+    assert_eq!(with("system", json!([{"type": "text", "text": "S", "cache_control": mark}])), Some(PromptCache::FiveMinutes));
+    assert_eq!(with("tools", json!([{"name": "t", "input_schema": {"type": "object"}, "cache_control": long}])), Some(PromptCache::OneHour));
+    // The mark nearest the end of the prompt: a message block's, after the system's.
+    let mut b = plain.clone();
+    b["system"] = json!([{"type": "text", "text": "S", "cache_control": long}]);
+    b["messages"] = json!([{"role": "user", "content": [{"type": "text", "text": "q", "cache_control": mark}]}]);
+    assert_eq!(dec(b).params.prompt_cache, Some(PromptCache::FiveMinutes));
 }
 
 #[test]
@@ -336,6 +357,10 @@ fn reply_is_a_message_with_summed_usage_and_n1() {
             "n1": serde_json::to_value(meta()).unwrap(),
         })
     );
+    // Cache reads and writes have their own fields, as Anthropic reports them.
+    let cached = Answer { usage: Usage { cached_tokens: 12, cache_write_tokens: 8, ..usage() }, ..answer(Completion::text("Hello")) };
+    let u = &body(reply(&ids(), &cached))["usage"];
+    assert_eq!(u, &json!({"input_tokens": 10, "cache_creation_input_tokens": 8, "cache_read_input_tokens": 12, "output_tokens": 15}));
 }
 
 #[test]

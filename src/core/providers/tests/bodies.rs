@@ -18,6 +18,20 @@ fn anthropic_system_messages_become_the_system_field() {
 }
 
 #[test]
+fn anthropic_prompt_caching_when_the_client_asked_and_the_prompt_begins_as_the_clients() {
+    let mut r = req(json!({"messages": user("hi")}));
+    assert!(anthropic_body(&r, None, false, false).get("cache_control").is_none(), "not asked for");
+    r.params.prompt_cache = Some(PromptCache::FiveMinutes);
+    assert_eq!(anthropic_body(&r, None, false, false)["cache_control"], json!({"type": "ephemeral"}));
+    r.params.prompt_cache = Some(PromptCache::OneHour);
+    assert_eq!(anthropic_body(&r, None, true, true)["cache_control"], json!({"type": "ephemeral", "ttl": "1h"}));
+    // A prompt that begins with N-1's own system prompt (the synthesis) is not cached.
+    assert!(anthropic_body(&r, Some("SYNTH"), false, false).get("cache_control").is_none());
+    // OpenAI-compatible upstreams never get it.
+    assert!(body_text(Provider::Openai, &spec(Provider::Openai), &r, None, false, false).1.get("cache_control").is_none());
+}
+
+#[test]
 fn anthropic_tool_use_and_tool_result() {
     let r = req(json!({"messages": [
         {"role": "user", "content": "weather?"},

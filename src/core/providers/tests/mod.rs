@@ -9,7 +9,7 @@ use super::*;
 use crate::core::config::{parse_config, ConfigOptions};
 use crate::core::dialects::chat;
 use crate::core::events::{Event, Finish, ReasoningField};
-use crate::core::request::{Request, ToolCall};
+use crate::core::request::{PromptCache, Request, ToolCall};
 use crate::core::secrets::Secrets;
 use crate::core::usage::Usage;
 use serde_json::{json, Value};
