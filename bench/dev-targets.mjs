@@ -288,7 +288,15 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
       const failed = (t, round, mode, r) => {
         const o = res[t.name];
         o.errors++;
-        if (o.failures.length < 3) o.failures.push({ round, mode, status: r.status, end: r.body.toString().replace(/\s+/g, " ").slice(-300) });
+        if (o.failures.length >= 3) return;
+        const x = { round, mode, status: r.status, end: r.body.toString().replace(/\s+/g, " ").slice(-300) };
+        // Under `wrangler dev`: what wrangler last said, and whether the user worker's workerd is
+        // still the one measured (its proxy answers 503 "restarted" when wrangler replaced it).
+        if (t.w?.output) {
+          x.wrangler = t.w.output().trim().split("\n").filter((l) => l.trim()).slice(-8).join(" | ").slice(-1200);
+          x.userPid = { measured: t.w.pid, now: t.w.procs?.().pid ?? null };
+        }
+        o.failures.push(x);
       };
       // The CPU time of each process from one request of a target to its next request goes to the
       // first request's mode (the worker's after-response work included).
@@ -390,7 +398,9 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
 const r2 = (v) => (v === null ? null : Math.round(v * 100) / 100);
 
 /** One kept failure of target `name` (from `failures` of a compareDev result), as a line. */
-export const failureLine = (name, x) => `${name}, round ${x.round + 1}, ${x.mode}: HTTP ${x.status}, body ending \`${x.end.replaceAll("`", "'")}\``;
+export const failureLine = (name, x) =>
+  `${name}, round ${x.round + 1}, ${x.mode}: HTTP ${x.status}, body ending \`${x.end.replaceAll("`", "'")}\`` +
+  (x.wrangler === undefined ? "" : `; user workerd ${x.userPid.measured} → ${x.userPid.now}; wrangler's output ended: \`${x.wrangler.replaceAll("`", "'")}\``);
 
 /** Round by round, `a`'s time − `b`'s (their requests were adjacent in time, so slow spells of the
  * machine cancel out): the median difference, its quartiles, a 95 % confidence interval for the
