@@ -43,14 +43,12 @@ pub const ANTHROPIC_CACHE_READ_FACTOR: f64 = 0.1;
 impl Price {
     /// The cost of `u` in USD.
     pub fn of(&self, u: &Usage) -> f64 {
-        let cached = u.cached_tokens.min(u.prompt_tokens);
-        let written = u.cache_write_tokens.min(u.prompt_tokens - cached);
-        let written_1h = u.cache_write_1h_tokens.min(written);
+        let p = u.prompt_split();
         let write = self.cache_write_input.unwrap_or(self.input);
-        let per_m = (u.prompt_tokens - cached - written) as f64 * self.input
-            + cached as f64 * self.cached_input.unwrap_or(self.input)
-            + (written - written_1h) as f64 * write
-            + written_1h as f64 * write * CACHE_WRITE_1H_FACTOR
+        let per_m = p.plain as f64 * self.input
+            + p.read as f64 * self.cached_input.unwrap_or(self.input)
+            + p.written_5m as f64 * write
+            + p.written_1h as f64 * write * CACHE_WRITE_1H_FACTOR
             + u.completion_tokens as f64 * self.output;
         round(per_m / 1e6)
     }

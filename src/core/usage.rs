@@ -62,6 +62,15 @@ impl Usage {
         })
     }
 
+    /// `prompt_tokens` split the way providers bill them; counts that do not
+    /// add up (more cached than prompted) are clamped, never negative.
+    pub fn prompt_split(&self) -> PromptSplit {
+        let read = self.cached_tokens.min(self.prompt_tokens);
+        let written = self.cache_write_tokens.min(self.prompt_tokens - read);
+        let written_1h = self.cache_write_1h_tokens.min(written);
+        PromptSplit { plain: self.prompt_tokens - read - written, read, written_5m: written - written_1h, written_1h }
+    }
+
     pub fn add(&mut self, other: &Usage) {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
@@ -70,6 +79,16 @@ impl Usage {
         self.cache_write_tokens += other.cache_write_tokens;
         self.cache_write_1h_tokens += other.cache_write_1h_tokens;
     }
+}
+
+/// A prompt's tokens by how they are billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptSplit {
+    /// Neither read from nor written to a cache.
+    pub plain: u64,
+    pub read: u64,
+    pub written_5m: u64,
+    pub written_1h: u64,
 }
 
 pub fn sum<'a>(items: impl IntoIterator<Item = &'a Usage>) -> Usage {

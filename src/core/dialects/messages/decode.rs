@@ -107,8 +107,7 @@ fn decode_body(bytes: &[u8], create: bool) -> Result<Request, N1Error> {
     let list = get("messages").and_then(Value::as_array).filter(|l| !l.is_empty());
     let list = list.ok_or_else(|| bad("messages", "is required and must hold at least one message."))?;
     let (mut tools, mut ignored_tools) = (Vec::new(), Vec::new());
-    let empty = Vec::new();
-    for (i, t) in get("tools").and_then(Value::as_array).unwrap_or(&empty).iter().enumerate() {
+    for (i, t) in blocks(get("tools")).enumerate() {
         tool(t, &mut tools, &mut ignored_tools).map_err(|why| bad(&format!("tools[{i}]"), why))?;
     }
     let (tool_choice, parallel_tool_calls) = match get("tool_choice") {
@@ -136,7 +135,7 @@ fn decode_body(bytes: &[u8], create: bool) -> Result<Request, N1Error> {
         // only this name (the other providers read either).
         max_completion_tokens: max_tokens,
         // Checked to be strings (`check_fields`).
-        stop: get("stop_sequences").and_then(Value::as_array).unwrap_or(&empty).iter().map(|s| s.as_str().unwrap_or_default().to_owned()).collect(),
+        stop: blocks(get("stop_sequences")).map(|s| s.as_str().unwrap_or_default().to_owned()).collect(),
         tools,
         tool_choice,
         parallel_tool_calls,
@@ -172,7 +171,7 @@ fn prompt_cache(obj: &Map<String, Value>) -> Option<PromptCache> {
     marks.filter_map(|b| b.get("cache_control").filter(|c| c.is_object())).last().map(ttl)
 }
 
-/// The items of an array (none for anything else).
+/// The items of an array (none for anything else, or nothing).
 fn blocks(v: Option<&Value>) -> impl Iterator<Item = &Value> {
     v.and_then(Value::as_array).into_iter().flatten()
 }

@@ -49,14 +49,13 @@ fn stop_reason(f: &Finish, tool_calls: bool) -> &'static str {
 /// `input_tokens` leaves out the prompt tokens the providers read from or
 /// wrote to their caches, which have fields of their own.
 fn usage(out: &mut Vec<u8>, u: &Usage) {
-    let read = u.cached_tokens.min(u.prompt_tokens);
-    let written = u.cache_write_tokens.min(u.prompt_tokens - read);
+    let p = u.prompt_split();
     out.extend_from_slice(b"{\"input_tokens\":");
-    num(out, u.prompt_tokens - read - written);
+    num(out, p.plain);
     out.extend_from_slice(b",\"cache_creation_input_tokens\":");
-    num(out, written);
+    num(out, p.written_5m + p.written_1h);
     out.extend_from_slice(b",\"cache_read_input_tokens\":");
-    num(out, read);
+    num(out, p.read);
     out.extend_from_slice(b",\"output_tokens\":");
     num(out, u.completion_tokens);
     out.push(b'}');
