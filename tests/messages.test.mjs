@@ -250,6 +250,9 @@ test("400s: a missing max_tokens, bad input, unknown fields' bad values; a force
   assert.match(e.message, /^`temperature`/);
   e = await anthropicError(await post(w.url, { max_tokens: 5, service_tier: 7, messages: user("x") }), 400, "invalid_request_error");
   assert.match(e.message, /^`service_tier`/);
+  // A cache mark that is not an object (Anthropic's `cache_control` is one) is refused, not cached.
+  e = await anthropicError(await post(w.url, { max_tokens: 5, cache_control: "ephemeral", messages: user("x") }), 400, "invalid_request_error");
+  assert.match(e.message, /^`cache_control` must be an object/);
   const tools = [{ type: "web_search_20250305", name: "web_search" }, { name: "f", input_schema: { type: "object" } }];
   e = await anthropicError(await post(w.url, { max_tokens: 5, tools, tool_choice: { type: "tool", name: "web_search" }, messages: user("x") }), 400, "invalid_request_error");
   assert.match(e.message, /`web_search`/);
