@@ -282,7 +282,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
     const pids = (t) => (t.w ? { user: t.w.pid, proxy: t.w.proxyPid, node: t.w.nodePid } : {});
     // One measurement: n interleaved rounds.
     const measure = async () => {
-      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], tz: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], errors: 0, failures: [], cpu: { json: {}, stream: {} } }]));
+      const res = Object.fromEntries(all.map((t) => [t.name, { json: [], tz: [], first: [], ttfb: [], before: [], between: [], after: [], panel: [], sBefore: [], sBetween: [], sRelay: [], errors: 0, failures: [], cpu: { json: {}, stream: {} } }]));
       // A failed request: counted, and the first few kept (status and the body's end, where an
       // error event would be), so the report can say what went wrong.
       const failed = (t, round, mode, r) => {
@@ -340,7 +340,6 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           }
           await sleep(5);
         }
-        await mock.call("log", { on: false });
         for (const t of order) {
           account(t, "stream");
           const r = await t.req("lat", true, { stamps: true });
@@ -348,9 +347,16 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           // null when no content came (kept, so that rounds stay aligned across targets).
           res[t.name].first.push(r.chunks.length ? ms(r.chunks[0][1] - r.t0) - IDEAL : null);
           res[t.name].ttfb.push(ms(r.first - r.t0));
+          // Where the time to the first content goes: before the first call, between the last
+          // panel answer and the summary call, and the first chunk's relay (its arrival − its send).
+          const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
+          if (calls.length === PANEL_DELAYS.length + 1 && r.chunks.length) {
+            res[t.name].sBefore.push(calls[0].start - ms(r.t0));
+            res[t.name].sBetween.push(calls.at(-1).start - Math.max(...calls.slice(0, -1).map((c) => c.end)));
+            res[t.name].sRelay.push(ms(r.chunks[0][1] - r.chunks[0][0]));
+          }
           await sleep(5);
         }
-        await mock.call("log", { on: true });
         if ((i + 1) % 10 === 0) log(`round ${i + 1}/${n}`);
       }
       await mock.call("log", { on: false });
@@ -367,6 +373,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           first: st(o.first.filter((v) => v !== null)),
           ttfb: st(o.ttfb),
           where: { before: median(o.before), panel: median(o.panel), between: median(o.between), after: median(o.after) },
+          streamWhere: { before: median(o.sBefore), between: median(o.sBetween), relay: median(o.sRelay) },
           errors: o.errors,
           failures: o.failures,
           cpu: { json: cpu("json"), stream: cpu("stream") },

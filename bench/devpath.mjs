@@ -52,6 +52,11 @@ try {
       `| ${name} | ${f(d.json.p50)} | ${f(d.json.p95)} | ${f(o.tz?.p50)} | ${f(d.first.p50)} | ${f(d.first.p95)} | ${f(o.ttfb.p50)} | ${f(w.before)} | ${f(w.panel)} | ${f(w.between)} | ${f(w.after)} | ${c("json")} | ${c("stream")} | ${o.errors} |`,
     );
   }
+  console.log("\nStreaming, where the time to the first content goes (p50, ms): request → first call | last panel answer → summary call | first chunk's relay (arrival − send)\n");
+  for (const name of R.names) {
+    const s = R.by[name].streamWhere;
+    if (s) console.log(`- ${name}: ${f(s.before)} | ${f(s.between)} | ${f(s.relay, 3)}`);
+  }
   for (const name of R.names) for (const x of R.by[name].failures ?? []) console.log(`\nfailed: ${failureLine(name, x)}`);
   const b = R.by.direct;
   console.log(`\ndirect: json added p50 ${f(b.json.p50)} ms, first content p50 ${f(b.first.p50)} ms over the ideal ${R.ideal} ms.\n`);

@@ -112,6 +112,17 @@ export function report(R, errors) {
       ),
       `| **N-1 − reference** | ${f(b.n1.ttfb.p50 - b.reference.ttfb.p50)} | ${f(b.n1.ttfb.p99 - b.reference.ttfb.p99)} | **${f(b.n1.first.p50 - b.reference.first.p50)}** | ${f(b.n1.first.p95 - b.reference.first.p95)} | **${f(b.n1.first.p99 - b.reference.first.p99)}** | ${f(b.n1.end.p50 - b.reference.end.p50)} | ${f(b.n1.end.p99 - b.reference.end.p99)} | **${f(b.n1.chunk.p50 - b.reference.chunk.p50, 3)}** | ${f(b.n1.chunk.p95 - b.reference.chunk.p95, 3)} | ${f(b.n1.chunk.p99 - b.reference.chunk.p99, 3)} | ${f(b.n1.tz.p50 - b.reference.tz.p50)} | ${f(b.n1.cpu.p50 - b.reference.cpu.p50)} (${f(((b.n1.cpu.p50 - b.reference.cpu.p50) / STREAM_CHUNKS) * 1000, 1)} µs/chunk) |`,
       "",
+      ...(b.n1.before
+        ? [
+            "Where the time to the first content token goes (p50, ms): from the client's request to the first upstream call; from the last panel answer to the summary call; the first content chunk's relay (its arrival − its send, as the relay delay above).",
+            "",
+            "| target | request → first call | last panel answer → summary call | first chunk's relay |",
+            "|---|---|---|---|",
+            ...T.map((t) => `| ${t} | ${f(b[t].before.p50)} | ${f(b[t].between.p50)} | ${f(b[t].relay1.p50, 3)} |`),
+            `| **N-1 − reference** | ${f(b.n1.before.p50 - b.reference.before.p50)} | ${f(b.n1.between.p50 - b.reference.between.p50)} | ${f(b.n1.relay1.p50 - b.reference.relay1.p50, 3)} |`,
+            "",
+          ]
+        : []),
     );
   }
 

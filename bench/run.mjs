@@ -43,7 +43,7 @@ const on = (section) => !ONLY || ONLY.has(section);
 
 const P = QUICK
   ? { latencyN: 20, streamN: 6, tputSeconds: 2, tputRounds: 1, scaleN: 10, coldN: 2, warmup: 20, devN: 8, devSteady: 50 }
-  : { latencyN: 100, streamN: 25, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 150, devN: 70, devSteady: 250 };
+  : { latencyN: 100, streamN: 50, tputSeconds: 3, tputRounds: 3, scaleN: 30, coldN: 5, warmup: 150, devN: 70, devSteady: 250 };
 const PORT_JS = process.env.BENCH_PORT_JS;
 // Section 6: each worker in plain Miniflare, under `wrangler dev` as users run it, and under
 // wrangler's dev server with the inspector off (how `npm run dev` runs N-1, /v1/* sent past
@@ -204,7 +204,7 @@ async function latency(targets, mock) {
 async function streaming(targets, mock) {
   const idealFirst = Math.max(...PANEL_DELAYS) + SUMMARY_DELAY;
   const idealEnd = idealFirst + (STREAM_CHUNKS - 1) * CHUNK_INTERVAL;
-  const res = Object.fromEntries(targets.map((t) => [t.name, { ttfb: [], first: [], end: [], chunk: [], chunkMedians: [], tz: [], cpu: [] }]));
+  const res = Object.fromEntries(targets.map((t) => [t.name, { ttfb: [], first: [], end: [], chunk: [], chunkMedians: [], tz: [], cpu: [], before: [], between: [], relay1: [] }]));
   await mock.call("log", { on: true });
   for (let i = 0; i < P.streamN; i++) {
     for (const t of targets) {
@@ -224,6 +224,14 @@ async function streaming(targets, mock) {
       const calls = await mock.take(PANEL_DELAYS.length + 1);
       o.tz.push(wall - unionLength(calls));
       o.cpu.push(cpuMs(t.pid) - c0);
+      // Where the time to the first content goes: before the first upstream call, between
+      // the last panel answer and the summary call, and the first chunk's relay (arrival − send).
+      const byStart = [...calls].sort((a, b) => a.start - b.start);
+      if (r.chunks.length) {
+        o.before.push(byStart[0].start - ms(r.t0));
+        o.between.push(byStart.at(-1).start - Math.max(...byStart.slice(0, -1).map((c) => c.end)));
+        o.relay1.push(delays[0]);
+      }
     }
   }
   await mock.call("log", { on: false });

@@ -82,6 +82,8 @@ test("`npm run bench` measures sections 1-5, says section 6 is skipped without t
   assert.match(md, /## 6\.[^\n]*\n[\s\S]*BENCH_PORT_JS/, "section 6 says why it was skipped");
   assert.deepEqual(figures.errors, {}, "no request failed");
   assert.match(md, /\| \*\*N-1 − reference\*\* \| \*\*-?\d+\.\d+\*\*/, "section 1 has N-1 − reference");
+  // Section 2 says where the time to the first content token goes, N-1 against the reference.
+  assert.match(md, /first chunk's relay \|\n[\s\S]*?\| \*\*N-1 − reference\*\* \| -?\d+\.\d+ \| -?\d+\.\d+ \| -?\d+\.\d{3} \|/, "section 2's breakdown");
   assert.match(md, /<!-- budgets -->[\s\S]*Measured by `node bench\/budget\.mjs`[\s\S]*<!-- \/budgets -->/);
   assert.match(md, /<!-- panel -->[\s\S]*Measured by `node bench\/panel\.mjs`[\s\S]*<!-- \/panel -->/);
   // The check of issue 12's numbers is printed.
