@@ -83,3 +83,18 @@ test("section 6's check: met when the CI's upper end is within 10 % of the port'
   assert.equal(check(1).met, false, "1 ms slower");
   assert.match(check(0).value, /CI .* \(margin 0\.50\), N-1 faster in \d+ of 140; p50 ratio 1\.04× \/ 1\.06×/);
 });
+
+test("issue 12's latency bounds: each figure against its own range in the runs before the issue (0.97 ms non-streaming, 1.04 ms first token)", () => {
+  const s = (p50) => ({ p50, p95: p50, p99: p50 });
+  const R = (json, first) => ({
+    latency: { by: { n1: { added: s(5 + json) }, reference: { added: s(5) } } },
+    streaming: { by: { n1: { first: s(5 + first), chunk: s(0.3), ttfb: s(2) }, reference: { first: s(5), chunk: s(0.3), ttfb: s(2) } } },
+  });
+  const rows = (json, first) => targetsCheck(R(json, first), {}).filter((c) => c.what.includes("no regression (issue 12"));
+  const met = (json, first) => rows(json, first).map((c) => c.met);
+  assert.equal(rows(0.5, 0.5).length, 2);
+  assert.deepEqual(met(0.96, 1.03), [true, true]);
+  assert.deepEqual(met(0.98, 1.03), [false, true], "non-streaming over 0.97");
+  assert.deepEqual(met(0.96, 1.06), [true, false], "first token over 1.04");
+  assert.match(rows(0.5, 0.5)[1].what, /first content token, p50 ≤ 1\.04 ms,.*0\.67-1\.04/);
+});
