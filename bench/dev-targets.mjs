@@ -291,7 +291,7 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
         if (o.failures.length >= 3) return;
         const x = { round, mode, status: r.status, end: r.body.toString().replace(/\s+/g, " ").slice(-300) };
         // Under `wrangler dev`: what wrangler last said, and whether the user worker's workerd is
-        // still the one measured (its proxy answers 503 "restarted" when wrangler replaced it).
+        // still the one measured (its proxy answers 503 "restarted" to any failed fetch of a POST, reload or not).
         if (t.w?.output) {
           x.wrangler = t.w.output().trim().split("\n").filter((l) => l.trim()).slice(-8).join(" | ").slice(-1200);
           x.userPid = { measured: t.w.pid, now: t.w.procs?.().pid ?? null };

@@ -100,13 +100,16 @@ test("`BENCH_PORT_JS=… npm run bench` runs section 6, N-1 under `npm run dev` 
   assert.ok(md.includes("## 6.") && !md.includes("## 1."), "section 6 only");
   assert.deepEqual(figures.only, ["wranglerdev"]);
   const failures = [figures.wranglerDev, figures.wranglerDev.steady].flatMap((W) => Object.entries(W?.by ?? {}).flatMap(([t, o]) => (o.failures ?? []).map((x) => ({ target: t, ...x }))));
-  // No request failed, but for wrangler's own 503 when it replaced the user worker's workerd
-  // mid-request (a reload of the dev server, seen in about one full run in three and not yet
-  // explained: the kept failure names the new workerd and wrangler's last output, printed here).
-  const reloaded = (x) => x.status === 503 && /restarted mid-request/.test(x.end) && x.userPid && x.userPid.now !== x.userPid.measured;
+  // No request failed, but for wrangler's own 503 "Your worker restarted mid-request": its dev
+  // proxy answers that to a POST whose fetch to the worker's workerd failed at the network level,
+  // reload or not (ProxyWorker.ts compares the worker's URL with the request's path against one
+  // without it, so the "restarted" branch is taken for every path but "/"). Seen about once in
+  // three full runs, under plain `wrangler dev`, with the same workerd before and after (the kept
+  // failure says so, and wrangler's last output; printed here). N-1 never writes that text.
+  const proxyLost = (x) => x.status === 503 && /^Your worker restarted mid-request\. Please try sending the request again\./.test(x.end);
   const counted = Object.values(figures.errors).reduce((a, b) => a + b, 0);
-  for (const x of failures.filter(reloaded)) console.log(`# wrangler dev reloaded ${x.target} mid-request: ${JSON.stringify(x)}`);
-  assert.ok(counted === failures.length && failures.every(reloaded), `no request failed; the failures kept: ${JSON.stringify(failures)}`);
+  for (const x of failures.filter(proxyLost)) console.log(`# wrangler's dev proxy lost a request to ${x.target}: ${JSON.stringify(x)}`);
+  assert.ok(counted === failures.length && failures.every(proxyLost), `no request failed; the failures kept: ${JSON.stringify(failures)}`);
   for (const t of ["n1-api", "port-wd"]) assert.ok(figures.wranglerDev.by[t]?.json, `section 6 measured ${t}`);
   assert.ok(figures.wranglerDev.steady?.by, "and again at a steady state");
   // BENCH_ONLY left the budget and panel sections out.
