@@ -11,7 +11,7 @@ import { fork } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { agent, cpuMs, median, medianCi, nowNs, percentile, post, sleep, unionLength } from "./lib.mjs";
+import { agent, callPhases, cpuMs, median, medianCi, nowNs, percentile, post, sleep, unionLength } from "./lib.mjs";
 import { descendants, devProcs, freePort, portConfig, preparePort, startWranglerDev, userWorkerUrl, writeEnvFile, writeLocalConfig } from "./wrangler-dev.mjs";
 
 const ROOT = path.resolve(new URL("..", import.meta.url).pathname);
@@ -325,18 +325,18 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           }
           if (!ok) failed(t, i, "json", r);
           res[t.name].json.push(ms(r.end - r.t0) - IDEAL);
-          const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
+          const calls = await mock.take(PANEL_DELAYS.length + 1);
           // TensorZero-style overhead: the wall time outside every upstream call (the mock's own
           // timer jitter falls inside the calls, so this is the worker's time alone). null when
           // the calls were not all seen (kept, so that rounds stay aligned across targets).
           res[t.name].tz.push(calls.length === PANEL_DELAYS.length + 1 ? ms(r.end - r.t0) - unionLength(calls) : null);
           if (calls.length === PANEL_DELAYS.length + 1) {
-            const summary = calls.at(-1);
-            res[t.name].before.push(calls[0].start - ms(r.t0));
-            res[t.name].between.push(summary.start - Math.max(...calls.slice(0, -1).map((c) => c.end)));
-            res[t.name].after.push(ms(r.end) - summary.end);
+            const w = callPhases(calls, ms(r.t0), ms(r.end));
+            res[t.name].before.push(w.before);
+            res[t.name].between.push(w.between);
+            res[t.name].after.push(w.after);
             // How much later than the slowest panel member's delay its answer came, from the first call.
-            res[t.name].panel.push(Math.max(...calls.slice(0, -1).map((c) => c.end)) - calls[0].start - Math.max(...PANEL_DELAYS));
+            res[t.name].panel.push(w.panelSpan - Math.max(...PANEL_DELAYS));
           }
           await sleep(5);
         }
@@ -349,10 +349,11 @@ export async function compareDev({ mock, names, n, portJs, log = () => {}, warmu
           res[t.name].ttfb.push(ms(r.first - r.t0));
           // Where the time to the first content goes: before the first call, between the last
           // panel answer and the summary call, and the first chunk's relay (its arrival − its send).
-          const calls = (await mock.take(PANEL_DELAYS.length + 1)).sort((a, b) => a.start - b.start);
+          const calls = await mock.take(PANEL_DELAYS.length + 1);
           if (calls.length === PANEL_DELAYS.length + 1 && r.chunks.length) {
-            res[t.name].sBefore.push(calls[0].start - ms(r.t0));
-            res[t.name].sBetween.push(calls.at(-1).start - Math.max(...calls.slice(0, -1).map((c) => c.end)));
+            const w = callPhases(calls, ms(r.t0), ms(r.end));
+            res[t.name].sBefore.push(w.before);
+            res[t.name].sBetween.push(w.between);
             res[t.name].sRelay.push(ms(r.chunks[0][1] - r.chunks[0][0]));
           }
           await sleep(5);

@@ -276,6 +276,17 @@ export function medianCi(values) {
   return k === 0 ? [NaN, NaN] : [s[k - 1], s[n - k]];
 }
 
+/** Where a request's time went around its upstream calls (ms, on the mock's clock; `t0` and `end`
+ * the request's start and end): before the first call, between the last panel answer and the
+ * summary call (the call that started last), after the summary's answer, and the panel's span
+ * from its first call to its last answer. */
+export function callPhases(calls, t0, end) {
+  const s = [...calls].sort((a, b) => a.start - b.start);
+  const summary = s.at(-1);
+  const lastAnswer = Math.max(...s.slice(0, -1).map((c) => c.end));
+  return { before: s[0].start - t0, between: summary.start - lastAnswer, after: end - summary.end, panelSpan: lastAnswer - s[0].start };
+}
+
 /** Total length of the union of [start, end] intervals. */
 export function unionLength(intervals) {
   const s = [...intervals].sort((a, b) => a.start - b.start);

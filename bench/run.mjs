@@ -19,7 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import autocannon from "autocannon";
-import { agent, cpuMs, median, nowNs, percentile, post, selfCpuMs, sleep, startMock, startWorkerd, stats, unionLength } from "./lib.mjs";
+import { agent, callPhases, cpuMs, median, nowNs, percentile, post, selfCpuMs, sleep, startMock, startWorkerd, stats, unionLength } from "./lib.mjs";
 import { compareDev } from "./dev-targets.mjs";
 import { ANSWER_SIZES, CHUNK_INTERVAL, CONCURRENCY, MAX_IN_FLIGHT, PANEL_DELAYS, PANEL_SIZES, SCALE_DELAY, STREAM_CHUNKS, SUMMARY_DELAY } from "./params.mjs";
 import { machine, report, targetsCheck } from "./report.mjs";
@@ -181,12 +181,10 @@ async function latency(targets, mock) {
       o.cpu.push(cpuMs(t.pid) - c0);
       // Where the overhead sits: before the first upstream call, between the last panel
       // answer and the summary call, after the summary's answer (same clock as the mock).
-      const byStart = [...calls].sort((a, b) => a.start - b.start);
-      const summary = byStart.at(-1);
-      const panel = byStart.slice(0, -1);
-      o.before.push(byStart[0].start - ms(r.t0));
-      o.between.push(summary.start - Math.max(...panel.map((c) => c.end)));
-      o.after.push(ms(r.end) - summary.end);
+      const w = callPhases(calls, ms(r.t0), ms(r.end));
+      o.before.push(w.before);
+      o.between.push(w.between);
+      o.after.push(w.after);
     }
   }
   await mock.call("log", { on: false });
@@ -226,10 +224,10 @@ async function streaming(targets, mock) {
       o.cpu.push(cpuMs(t.pid) - c0);
       // Where the time to the first content goes: before the first upstream call, between
       // the last panel answer and the summary call, and the first chunk's relay (arrival − send).
-      const byStart = [...calls].sort((a, b) => a.start - b.start);
       if (r.chunks.length) {
-        o.before.push(byStart[0].start - ms(r.t0));
-        o.between.push(byStart.at(-1).start - Math.max(...byStart.slice(0, -1).map((c) => c.end)));
+        const w = callPhases(calls, ms(r.t0), ms(r.end));
+        o.before.push(w.before);
+        o.between.push(w.between);
         o.relay1.push(delays[0]);
       }
     }
